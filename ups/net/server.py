@@ -1,0 +1,131 @@
+"""The acceptor: a listening socket whose connections each become an ``Association``.
+
+The server owns the set of live associations so it can stop cleanly: stop accepting,
+let in-flight work finish (or abort after a grace period), and leave nothing open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Mapping
+
+from ups.net.association import Association, Handler
+from ups.net.config import AssociationConfig
+from ups.net.errors import ConnectFailed
+from ups.net.tls import server_context
+from ups.pdu.negotiation import AcceptorPolicy
+
+log = logging.getLogger("ups.net")
+
+
+class Server:
+    """A running acceptor. Use ``await serve(...)`` to make one."""
+
+    def __init__(
+        self,
+        policy: AcceptorPolicy,
+        config: AssociationConfig,
+        handlers: Mapping[str, Handler] | None,
+        on_established: Callable[[Association], None] | None,
+        on_closed: Callable[[Association], None] | None,
+    ) -> None:
+        self.policy = policy
+        self.config = config
+        self._handlers = handlers
+        self._on_established = on_established
+        self._on_closed = on_closed
+        self.associations: set[Association] = set()
+        self._server: asyncio.Server | None = None
+
+    def _make(self) -> Association:
+        association = Association(
+            self.config,
+            requestor=False,
+            policy=self.policy,
+            handlers=self._handlers,
+            on_established=self._on_established,
+            on_closed=self._closed,
+        )
+        self.associations.add(association)
+        return association
+
+    def _closed(self, association: Association) -> None:
+        self.associations.discard(association)
+        if self._on_closed is not None:
+            self._on_closed(association)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._server.sockets) if self._server else ()
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        ssl_context = server_context(self.config.tls) if self.config.tls is not None else None
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                self._make,
+                host,
+                port,
+                ssl=ssl_context,
+                ssl_handshake_timeout=(
+                    self.config.handshake_timeout(acceptor=True) if ssl_context else None
+                ),
+                reuse_address=True,
+                reuse_port=reuse_port or None,
+                backlog=1024,
+            )
+        except OSError as exc:
+            raise ConnectFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+    def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop accepting, release what is open, abort what does not finish in ``grace``."""
+        self.stop_accepting()
+        live = list(self.associations)
+        releases = [asyncio.ensure_future(a.release()) for a in live if a.is_established]
+        for association in live:
+            if not association.is_established:
+                association.abort()
+        if live:
+            done, _ = await asyncio.wait(
+                [asyncio.ensure_future(a.wait_closed()) for a in live], timeout=grace
+            )
+            for association in list(self.associations):
+                association.abort()
+            await asyncio.gather(*releases, return_exceptions=True)
+            await asyncio.gather(*(a.wait_closed() for a in live), return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def serve(
+    host: str,
+    port: int,
+    policy: AcceptorPolicy,
+    config: AssociationConfig | None = None,
+    *,
+    handlers: Mapping[str, Handler] | None = None,
+    on_established: Callable[[Association], None] | None = None,
+    on_closed: Callable[[Association], None] | None = None,
+    reuse_port: bool = False,
+) -> Server:
+    """Listen on ``host:port`` (port 0 picks a free one; see ``Server.port``)."""
+    server = Server(policy, config or AssociationConfig(), handlers, on_established, on_closed)
+    await server.start(host, port, reuse_port=reuse_port)
+    return server
