@@ -1,1 +1,113 @@
-"""dimse layer."""
+"""The DIMSE layer (PS3.7), sans-I/O: command sets, messages, PDV fragments, statuses.
+
+Bytes in, messages out; messages in, bytes out. Nothing here touches a socket, a
+clock or the event loop. Modules:
+
+* ``codec``     group 0000 command sets, Implicit VR Little Endian (PS3.7 §6.3, Annex E)
+* ``messages``  typed request/response dataclasses and their command sets (§9.3, §10.3)
+* ``fragment``  P-DATA-TF packing and PDV reassembly (PS3.8 Annex E, PS3.7 §8)
+* ``datasets``  lazily decoded data sets in the four uncompressed transfer syntaxes
+* ``status``    the status code table (PS3.7 Annex C, PS3.4 Annex CC)
+* ``errors``    ``DimseError`` and friends, each carrying its PS3.7 status
+"""
+
+from __future__ import annotations
+
+from ups.dimse.codec import CommandValue, decode_command_set, encode_command_set
+from ups.dimse.datasets import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    LazyDataset,
+    decode_dataset,
+    encode_dataset,
+)
+from ups.dimse.errors import (
+    DatasetError,
+    DimseError,
+    EncodeError,
+    FragmentError,
+    MalformedCommand,
+    UnrecognizedOperation,
+)
+from ups.dimse.fragment import Reassembler, RejectedMessage, encode_pdata
+from ups.dimse.messages import (
+    CCancelRQ,
+    CEchoRQ,
+    CEchoRSP,
+    CFindRQ,
+    CFindRSP,
+    CStoreRQ,
+    CStoreRSP,
+    Message,
+    NActionRQ,
+    NActionRSP,
+    NCreateRQ,
+    NCreateRSP,
+    NDeleteRQ,
+    NDeleteRSP,
+    NEventReportRQ,
+    NEventReportRSP,
+    NGetRQ,
+    NGetRSP,
+    NSetRQ,
+    NSetRSP,
+    Request,
+    Response,
+    decode_message,
+    encode_command,
+    is_request,
+)
+from ups.dimse.status import Status, StatusCategory, describe, status_info
+
+__all__ = [
+    "CCancelRQ",
+    "CEchoRQ",
+    "CEchoRSP",
+    "CFindRQ",
+    "CFindRSP",
+    "CStoreRQ",
+    "CStoreRSP",
+    "CommandValue",
+    "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
+    "DatasetError",
+    "DimseError",
+    "EXPLICIT_VR_BIG_ENDIAN",
+    "EXPLICIT_VR_LITTLE_ENDIAN",
+    "EncodeError",
+    "FragmentError",
+    "IMPLICIT_VR_LITTLE_ENDIAN",
+    "LazyDataset",
+    "MalformedCommand",
+    "Message",
+    "NActionRQ",
+    "NActionRSP",
+    "NCreateRQ",
+    "NCreateRSP",
+    "NDeleteRQ",
+    "NDeleteRSP",
+    "NEventReportRQ",
+    "NEventReportRSP",
+    "NGetRQ",
+    "NGetRSP",
+    "NSetRQ",
+    "NSetRSP",
+    "Reassembler",
+    "RejectedMessage",
+    "Request",
+    "Response",
+    "Status",
+    "StatusCategory",
+    "UnrecognizedOperation",
+    "decode_command_set",
+    "decode_dataset",
+    "decode_message",
+    "describe",
+    "encode_command",
+    "encode_command_set",
+    "encode_dataset",
+    "encode_pdata",
+    "is_request",
+    "status_info",
+]

@@ -1,0 +1,66 @@
+"""The DIMSE layer's error family: each error carries the status it calls for.
+
+PS3.7 Annex C gives every failed operation a status code; the errors here carry the
+one the receiving side should answer with (``status``), and whether the fault is so
+bad that no answer is possible and the association must be aborted (``abort``). The
+association runtime turns these into a failure response or an A-ABORT in exactly one
+place.
+"""
+
+from __future__ import annotations
+
+from ups.dimse.status import MISTYPED_ARGUMENT, PROCESSING_FAILURE, UNRECOGNIZED_OPERATION
+from ups.errors import DicomError
+
+
+class DimseError(DicomError):
+    """Base of all DIMSE-layer errors.
+
+    ``status`` is the PS3.7 status a response should carry; ``message_id`` is the
+    Message ID (0000,0110) of the offending request when it could be read, so the
+    runtime can answer it. ``abort`` says the error breaks message framing itself
+    (PS3.8 Annex E / PS3.7 §8): the only safe answer is an A-ABORT.
+    """
+
+    abort: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        status: int = PROCESSING_FAILURE,
+        *,
+        message_id: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message_id = message_id
+
+
+class MalformedCommand(DimseError):
+    """A command set that breaks PS3.7 §6.3 / Annex E (bad lengths, VRs or values)."""
+
+    def __init__(
+        self, message: str, status: int = MISTYPED_ARGUMENT, *, message_id: int | None = None
+    ) -> None:
+        super().__init__(message, status, message_id=message_id)
+
+
+class UnrecognizedOperation(MalformedCommand):
+    """A Command Field (0000,0100) this layer does not know (status 0x0211)."""
+
+    def __init__(self, message: str, *, message_id: int | None = None) -> None:
+        super().__init__(message, UNRECOGNIZED_OPERATION, message_id=message_id)
+
+
+class FragmentError(DimseError):
+    """PDVs that cannot be reassembled into a message (PS3.8 Annex E): abort."""
+
+    abort = True
+
+
+class DatasetError(DimseError):
+    """A data set that cannot be decoded or encoded in its transfer syntax (0x0110)."""
+
+
+class EncodeError(DimseError):
+    """A local value that cannot be put on the wire (a caller bug, never the peer's)."""
