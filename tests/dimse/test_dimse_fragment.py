@@ -220,3 +220,22 @@ def test_several_messages_in_one_pdu_and_split_across_pdus() -> None:
     assert not reassembler.idle
     got = reassembler.feed(PDataTF((PDV(1, False, True, EVENT.dataset[50:]),)))  # type: ignore[index]
     assert got == [(1, EVENT)]
+
+
+_PIECES = st.sampled_from([ECHO, COMMAND, COMMAND[:20], COMMAND[20:], b"", b"ab"]) | st.binary(
+    max_size=40
+)
+_PDVS = st.builds(PDV, st.integers(1, 3), st.booleans(), st.booleans(), _PIECES)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_PDVS, min_size=1, max_size=4), max_size=5))
+def test_fuzz_pdvs_give_messages_or_fragment_error(pdus: list[list[PDV]]) -> None:
+    reassembler = Reassembler({1, 3})
+    try:
+        for pdvs in pdus:
+            for cid, item in reassembler.feed(PDataTF(tuple(pdvs))):
+                assert cid in (1, 3)
+                assert isinstance(item, RejectedMessage) or item.COMMAND_FIELD
+    except FragmentError:
+        pass

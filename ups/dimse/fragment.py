@@ -145,7 +145,8 @@ class RejectedMessage:
     dataset: bytes | None
 
 
-Received = tuple[int, "Message | RejectedMessage"]
+Received = tuple[int, Message | RejectedMessage]
+"""A completed message (or a rejected one) with its presentation context ID."""
 
 
 class Reassembler:
