@@ -122,7 +122,7 @@ def _encode_ul(tag: int, value: CommandValue) -> bytes:
 
 
 def _text(tag: int, value: CommandValue, codec: str) -> bytes:
-    if type(value) is not str:
+    if not isinstance(value, str):  # str subclasses such as pydicom's UID are fine
         raise EncodeError(f"(0000,{tag:04X}) needs a str, got {value!r}")
     try:
         return value.encode(codec)
