@@ -423,7 +423,8 @@ class UPSClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
+        # A failure status leaves the association healthy: release it politely.
+        if exc_type is None or isinstance(exc, UPSFailure):
             await self.association.release()
         else:
             self.association.abort()
