@@ -1,0 +1,264 @@
+"""Hand-built PS3.8 PDUs for the benchmark's raw sender and the ceiling's message sizes.
+
+Just enough of the Upper Layer (PS3.8 §9.3) and of the DIMSE command encoding (PS3.7 §6.3,
+§9.3, §10.3) to open an association, send pre-encoded N-EVENT-REPORT-RQ / C-ECHO-RQ
+messages and read the responses. Built with ``struct`` here on purpose: the raw sender
+must not depend on the stack under test, and must cost almost nothing per event so that
+it is never the bottleneck when a listener is measured.
+
+Everything is Implicit VR Little Endian (the default transfer syntax, PS3.5 §10.1), one
+presentation context, command and data set packed as two PDVs in one P-DATA-TF.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+VERIFICATION = "1.2.840.10008.1.1"
+UPS_EVENT = "1.2.840.10008.5.1.4.34.6.4"
+UPS_PUSH = "1.2.840.10008.5.1.4.34.6.1"
+UPS_GLOBAL_SUBSCRIPTION = "1.2.840.10008.5.1.4.34.5"
+IMPLEMENTATION_CLASS_UID = "2.25.31868094521843402311486622906158423171"
+IMPLEMENTATION_VERSION = "DCMUPS_BENCH"
+SAMPLE_WORKITEM_UID = "2.25.144227133196387532190196352493452125410"
+
+# PDU types (PS3.8 Table 9-1 .. 9-26)
+A_ASSOCIATE_RQ = 0x01
+A_ASSOCIATE_AC = 0x02
+A_ASSOCIATE_RJ = 0x03
+P_DATA_TF = 0x04
+A_RELEASE_RQ = 0x05
+A_RELEASE_RP = 0x06
+A_ABORT = 0x07
+
+# DIMSE command fields (PS3.7 Annex E)
+C_ECHO_RQ = 0x0030
+N_EVENT_REPORT_RQ = 0x0100
+DATA_SET_ABSENT = 0x0101
+DATA_SET_PRESENT = 0x0001
+
+_HEADER = struct.Struct(">BBL")  # PDU type, reserved, length
+HEADER_LEN = _HEADER.size
+
+
+def _even(value: bytes, pad: bytes) -> bytes:
+    """DICOM values have even length (PS3.5 §7.1.1); UIDs pad with NUL, text with space."""
+    return value + pad if len(value) % 2 else value
+
+
+def _ae_title(title: str) -> bytes:
+    return title.encode("ascii").ljust(16, b" ")[:16]
+
+
+def _item(item_type: int, body: bytes) -> bytes:
+    """A variable item: type, reserved, 2-byte big-endian length (PS3.8 §9.3.2.x)."""
+    return struct.pack(">BBH", item_type, 0, len(body)) + body
+
+
+def _pdu(pdu_type: int, body: bytes) -> bytes:
+    return _HEADER.pack(pdu_type, 0, len(body)) + body
+
+
+def associate_rq(
+    calling: str,
+    called: str,
+    abstract_syntax: str,
+    *,
+    max_pdu: int = 16384,
+    window: int = 1,
+    context_id: int = 1,
+) -> bytes:
+    """A-ASSOCIATE-RQ (PS3.8 §9.3.2) with one presentation context, Implicit VR LE only.
+
+    ``window`` > 1 adds the Asynchronous Operations Window sub-item (PS3.7 D.3.3.3),
+    asking for that many operations invoked and performed.
+    """
+    pc = struct.pack(">BBBB", context_id, 0, 0, 0)
+    pc += _item(0x30, abstract_syntax.encode("ascii"))
+    pc += _item(0x40, IMPLICIT_VR_LE.encode("ascii"))
+    user = _item(0x51, struct.pack(">L", max_pdu))
+    user += _item(0x52, IMPLEMENTATION_CLASS_UID.encode("ascii"))
+    if window > 1:
+        user += _item(0x53, struct.pack(">HH", window, window))
+    user += _item(0x55, IMPLEMENTATION_VERSION.encode("ascii"))
+    body = struct.pack(">HH", 1, 0) + _ae_title(called) + _ae_title(calling) + bytes(32)
+    body += _item(0x10, APPLICATION_CONTEXT.encode("ascii"))
+    body += _item(0x20, pc)
+    body += _item(0x50, user)
+    return _pdu(A_ASSOCIATE_RQ, body)
+
+
+def associate_ac_like(rq: bytes) -> bytes:
+    """An A-ASSOCIATE-AC of the size a peer would answer ``rq`` with (for the ceiling only)."""
+    return bytes([A_ASSOCIATE_AC]) + rq[1:]
+
+
+def release_rq() -> bytes:
+    return _pdu(A_RELEASE_RQ, bytes(4))
+
+
+def release_rp() -> bytes:
+    return _pdu(A_RELEASE_RP, bytes(4))
+
+
+def abort() -> bytes:
+    return _pdu(A_ABORT, bytes(4))
+
+
+# -- command sets (PS3.7 §6.3.1: group 0000, Implicit VR LE, ascending tags) ---------------
+
+
+def _element(element: int, value: bytes) -> bytes:
+    return struct.pack("<HHL", 0x0000, element, len(value)) + value
+
+
+def _us(element: int, value: int) -> bytes:
+    return _element(element, struct.pack("<H", value))
+
+
+def _ui(element: int, uid: str) -> bytes:
+    return _element(element, _even(uid.encode("ascii"), b"\x00"))
+
+
+def command_set(elements: list[bytes]) -> bytes:
+    """Prefix the elements with CommandGroupLength (0000,0000) UL."""
+    rest = b"".join(elements)
+    return _element(0x0000, struct.pack("<L", len(rest))) + rest
+
+
+def n_event_report_rq(message_id: int, event_type: int = 1) -> bytes:
+    """N-EVENT-REPORT-RQ command set (PS3.7 Table 10.3.1-1) for a UPS State Report."""
+    return command_set([
+        _ui(0x0002, UPS_PUSH),                 # Affected SOP Class UID
+        _us(0x0100, N_EVENT_REPORT_RQ),        # Command Field
+        _us(0x0110, message_id),               # Message ID
+        _us(0x0800, DATA_SET_PRESENT),         # Command Data Set Type
+        _ui(0x1000, SAMPLE_WORKITEM_UID),      # Affected SOP Instance UID
+        _us(0x1002, event_type),               # Event Type ID
+    ])
+
+
+def c_echo_rq(message_id: int) -> bytes:
+    """C-ECHO-RQ command set (PS3.7 Table 9.3-12)."""
+    return command_set([
+        _ui(0x0002, VERIFICATION),
+        _us(0x0100, C_ECHO_RQ),
+        _us(0x0110, message_id),
+        _us(0x0800, DATA_SET_ABSENT),
+    ])
+
+
+def response_command(command_field: int, message_id: int, sop_class: str) -> bytes:
+    """A minimal response command set: the size a peer answers with (ceiling sizes)."""
+    return command_set([
+        _ui(0x0002, sop_class),
+        _us(0x0100, command_field),
+        _us(0x0120, message_id),
+        _us(0x0800, DATA_SET_ABSENT),
+        _us(0x0900, 0x0000),
+    ])
+
+
+def state_report_dataset(state: str = "IN PROGRESS", readiness: str = "READY") -> bytes:
+    """UPS State Report event information (PS3.4 Table CC.2.4-2), Implicit VR LE."""
+
+    def cs(group: int, element: int, text: str) -> bytes:
+        value = _even(text.encode("ascii"), b" ")
+        return struct.pack("<HHL", group, element, len(value)) + value
+
+    return cs(0x0040, 0x4041, readiness) + cs(0x0074, 0x1000, state)
+
+
+# -- P-DATA-TF ------------------------------------------------------------------------------
+
+
+def p_data_tf(context_id: int, command: bytes, dataset: bytes | None = None) -> bytes:
+    """One P-DATA-TF carrying the command PDV and, if any, the data set PDV (PS3.8 §9.3.5).
+
+    Message control header (PS3.8 Annex E.2): bit 0 = command, bit 1 = last fragment.
+    """
+    body = struct.pack(">LBB", len(command) + 2, context_id, 0x03) + command
+    if dataset is not None:
+        body += struct.pack(">LBB", len(dataset) + 2, context_id, 0x02) + dataset
+    return _pdu(P_DATA_TF, body)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A pre-encoded request PDU and where its Message ID sits, for cheap re-stamping."""
+
+    pdu: bytes
+    message_id_offset: int
+
+    def stamped(self, message_id: int) -> bytes:
+        buf = bytearray(self.pdu)
+        struct.pack_into("<H", buf, self.message_id_offset, message_id)
+        return bytes(buf)
+
+
+def _template(pdu: bytes, command: bytes) -> Template:
+    # The Message ID element is (0000,0110) US, length 2; find its value inside the PDU.
+    marker = struct.pack("<HHL", 0x0000, 0x0110, 2)
+    start = pdu.index(command)
+    return Template(pdu, pdu.index(marker, start) + len(marker))
+
+
+def event_template(context_id: int = 1) -> Template:
+    command = n_event_report_rq(1)
+    return _template(p_data_tf(context_id, command, state_report_dataset()), command)
+
+
+def echo_template(context_id: int = 1) -> Template:
+    command = c_echo_rq(1)
+    return _template(p_data_tf(context_id, command), command)
+
+
+def event_rsp_size() -> int:
+    """Size of an N-EVENT-REPORT-RSP P-DATA-TF carrying a minimal command set."""
+    return len(p_data_tf(1, response_command(0x8100, 1, UPS_PUSH)))
+
+
+def echo_rsp_size() -> int:
+    return len(p_data_tf(1, response_command(0x8030, 1, VERIFICATION)))
+
+
+# -- parsing what comes back ------------------------------------------------------------------
+
+
+def pdvs(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:
+    """(context id, message control header, fragment) for each PDV item of a P-DATA-TF body."""
+    pos, end = 0, len(body)
+    while pos + 6 <= end:
+        (length,) = struct.unpack_from(">L", body, pos)
+        if length < 2 or pos + 4 + length > end:
+            raise ValueError("malformed PDV item")
+        yield body[pos + 4], body[pos + 5], body[pos + 6 : pos + 4 + length]
+        pos += 4 + length
+
+
+def command_values(command: bytes | memoryview) -> dict[int, bytes]:
+    """Element number -> raw value for a group-0000 command set."""
+    values: dict[int, bytes] = {}
+    pos, end = 0, len(command)
+    while pos + 8 <= end:
+        group, element, length = struct.unpack_from("<HHL", command, pos)
+        if group != 0x0000 or pos + 8 + length > end:
+            raise ValueError("malformed command set")
+        values[element] = bytes(command[pos + 8 : pos + 8 + length])
+        pos += 8 + length
+    return values
+
+
+def accepted_context(ac_body: memoryview) -> int | None:
+    """Result of the first presentation context in an A-ASSOCIATE-AC body (0 = acceptance)."""
+    pos = 68  # protocol version, reserved, AE titles and 32 reserved bytes (PS3.8 §9.3.3)
+    while pos + 4 <= len(ac_body):
+        item_type, _, length = struct.unpack_from(">BBH", ac_body, pos)
+        if item_type == 0x21:
+            return int(ac_body[pos + 6])
+        pos += 4 + length
+    return None
