@@ -257,7 +257,7 @@ def codec_event(iterations: int) -> Result:
         prim.AffectedSOPClassUID = rawpdu.UPS_PUSH
         prim.AffectedSOPInstanceUID = rawpdu.SAMPLE_WORKITEM_UID
         prim.EventTypeID = 1
-        prim.EventInformation = BytesIO(encode(ds, True, True))
+        prim.EventInformation = BytesIO(encode(ds, True, True) or b"")
         msg = N_EVENT_REPORT_RQ()
         msg.primitive_to_message(prim)
         out = []

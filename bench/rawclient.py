@@ -62,7 +62,7 @@ class RawAssociation(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport.write(self._rq)
+        self._transport.write(self._rq)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(RawProtocolError(f"connection lost: {exc or 'closed by peer'}"))
@@ -82,10 +82,12 @@ class RawAssociation(asyncio.Protocol):
                 self._on_pdu(pdu_type, memoryview(buf)[pos + rawpdu.HEADER_LEN : end])
                 pos = end
         except (RawProtocolError, ValueError) as exc:
+            # The traceback may pin memoryviews of ``buf``: drop it rather than resize it.
+            self._buf = bytearray()
             self._fail(exc)
             self.abort()
-        finally:
-            del buf[:pos]
+            return
+        del buf[:pos]
 
     # -- PDUs -------------------------------------------------------------------------------
 
@@ -95,7 +97,7 @@ class RawAssociation(asyncio.Protocol):
                 if header & 0x01:  # command fragment; data set PDVs are ignored
                     self._command += fragment
                     if header & 0x02:
-                        self._on_response(rawpdu.command_values(self._command))
+                        self._on_response(rawpdu.command_values(memoryview(self._command)))
                         self._command.clear()
         elif pdu_type == rawpdu.A_ASSOCIATE_AC:
             result = rawpdu.accepted_context(body)

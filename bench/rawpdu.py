@@ -238,6 +238,8 @@ def pdvs(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:
             raise ValueError("malformed PDV item")
         yield body[pos + 4], body[pos + 5], body[pos + 6 : pos + 4 + length]
         pos += 4 + length
+    if pos != end:
+        raise ValueError("trailing bytes after the last PDV item")
 
 
 def command_values(command: bytes | memoryview) -> dict[int, bytes]:

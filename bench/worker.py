@@ -81,7 +81,7 @@ class Worker:
                 import uvloop
 
                 self.loop_kind = "uvloop"
-                return uvloop.new_event_loop()  # type: ignore[no-any-return]
+                return uvloop.new_event_loop()
             except ImportError:
                 if self.loop_kind == "uvloop":
                     raise

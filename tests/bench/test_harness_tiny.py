@@ -1,0 +1,57 @@
+"""CI runs the whole benchmark harness once at its tiny size, so it cannot rot.
+
+Every scenario must be present and every row's "ours" and "peer" cells must hold either a
+figure or an explicit n/a reason; any measurement error fails the run (non-zero exit).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = {str(i) for i in range(1, 9)}
+
+
+def _check_cell(cell: object, where: str) -> None:
+    assert isinstance(cell, dict), where
+    if "na" in cell:
+        assert isinstance(cell["na"], str) and cell["na"], f"{where}: n/a without a reason"
+        return
+    assert "error" not in cell, f"{where}: {cell['error']}"
+    assert isinstance(cell.get("median"), (int, float)), f"{where}: no figure: {cell}"
+    assert len(cell["reps"]) >= 1, where
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(300)
+def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--size", "tiny", "--json-out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert set(doc["scenarios"]) == SCENARIOS
+    assert doc["errors"] == []
+    assert doc["meta"]["size"] == "tiny"
+    for sid, section in doc["scenarios"].items():
+        assert section["rows"], f"scenario {sid} has no rows"
+        for row in section["rows"]:
+            for side in ("ours", "peer"):
+                _check_cell(row[side], f"{row['id']} {side}")
+            if row["ceiling"] is not None:
+                _check_cell(row["ceiling"], f"{row['id']} ceiling")
+    # The peer side of the core comparisons must really have been measured.
+    peer = {row["id"]: row["peer"] for s in doc["scenarios"].values() for row in s["rows"]}
+    for rid in ("1.listener.rate", "1.listener.cpu_us", "3.concurrent16.rate", "4.echo.rate",
+                "4.nget.rate", "5.open-release.rate", "6.idle.rss_kb_per_assoc",
+                "8.codec.roundtrip_us"):
+        assert "median" in peer[rid], f"{rid}: {peer[rid]}"
+    assert "median" in doc["scenarios"]["7"]["rows"][0]["ceiling"]
+    assert "events/s" in proc.stdout and "ours/ceil" in proc.stdout
