@@ -40,16 +40,16 @@ ROLES = (
     "codec",
 )
 
-# role -> "module:attribute" names the adapter will need (best guesses from DESIGN.md's
-# layout; correct them when the API lands).
+# role -> "module:attribute" names the adapter will need (what exists in ups.* today;
+# correct them when the adapters are written).
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "event_listener": ("ups.net.server:serve", "ups.services.listener:listen"),
-    "event_sender": ("ups.net.association:Association",),
+    "event_listener": ("ups.net.server:serve",),
+    "event_sender": ("ups.services.loadgen:run",),
     "echo_nget_scp": ("ups.net.server:serve",),
-    "echo_scu": ("ups.net.association:Association",),
-    "nget_scu": ("ups.net.association:Association",),
-    "open_release": ("ups.net.association:Association",),
-    "codec": ("ups.pdu.pdus:PDataTF", "ups.dimse.codec:encode_command"),
+    "echo_scu": ("ups.services.loadgen:run",),
+    "nget_scu": ("ups.services.loadgen:run",),
+    "open_release": ("ups.net.requestor:connect",),
+    "codec": ("ups.dimse.messages:NEventReportRQ",),
 }
 
 ADAPTERS: dict[str, Callable[..., Any]] = {}
