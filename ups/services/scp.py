@@ -1,0 +1,839 @@
+"""The reference UPS SCP: UPS Push, Pull, Watch, Event and Query over an embedded store.
+
+This module owns the request handlers of the SCP side of PS3.4 Annex CC and the
+delivery of the N-EVENT-REPORTs they cause.  The rules are in
+:mod:`ups.services.upsstate` and :mod:`ups.services.matching`; the durable state is
+a :class:`ups.services.store.Store` (SQLite by default).
+
+Which operation travels on which presentation context (PS3.4 CC.2; as deployed
+SCUs use them, see ``ups-peers.md``):
+
+========  ==========================================================
+Push      N-CREATE, N-SET (lenient), N-GET, N-ACTION 2
+Pull      N-SET, N-GET, N-ACTION 1, C-FIND
+Watch     N-GET, N-ACTION 2-5, C-FIND
+Query     N-GET, C-FIND
+Event     accepted, carries no requests to us
+========  ==========================================================
+
+Another DIMSE on a context answers 0x0211 (unrecognised operation); another
+action type 0x0123 (no such action).  Final and Trial UIDs are served alike.
+
+Acknowledged means durable: every handler runs its store call on the store's one
+worker thread and builds the response only after that call has committed, so a
+kill -9 loses nothing that was answered with success.  N-GET never returns the
+Transaction UID (CC.2.7.3).  COMPLETED and CANCELED workitems are purged as soon
+as no deletion lock holds them (CC.2.1.3).
+
+Event reports (CC.2.4.3) go out on associations the SCP opens to each subscriber
+(its address comes from :class:`~ups.services.scpconfig.SCPOptions.remote_aes`):
+the final and Trial UPS Event SOP Classes are proposed with SCP/SCU Role Selection
+asking for the SCP role (PS3.7 D.3.3.4), and the N-EVENT-REPORT-RQ names UPS Push
+of the accepted family as Affected SOP Class UID, as CC.2.4.3 requires and
+dcm4chee-arc does.  One association per subscriber stays open while events flow
+and is released after ``event_idle`` seconds without any.  The queue is the
+store's: an event is removed only after the subscriber's response arrives
+(at-least-once delivery); a subscriber that cannot be reached keeps its events,
+in order, and is retried with exponential back-off.  A subscriber that answers
+with a failure status has received the report and refused it, so it is not sent
+again (as dcm4chee-arc does).  The dispatcher never polls: it wakes when a change
+queues events, when a delivery finishes, and at the next retry time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import logging
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO, TypeVar
+
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+import ups
+from ups.dimse.datasets import decode_dataset, encode_dataset
+from ups.dimse.errors import DimseError
+from ups.dimse.messages import (
+    CFindRQ,
+    CFindRSP,
+    NActionRQ,
+    NActionRSP,
+    NCreateRQ,
+    NCreateRSP,
+    NEventReportRQ,
+    NGetRQ,
+    NGetRSP,
+    NSetRQ,
+    NSetRSP,
+    Request,
+    Response,
+)
+from ups.errors import DicomError
+from ups.net.association import Association, HandlerResult, RequestContext
+from ups.net.config import AssociationConfig
+from ups.net.errors import NoPresentationContext
+from ups.net.requestor import build_request, connect
+from ups.net.responses import failure_response
+from ups.net.server import Server, serve
+from ups.pdu.items import RoleSelection
+from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
+from ups.services.errors import ServiceError
+from ups.services.matching import select_return_keys
+from ups.services.scpconfig import ConfigError, SCPOptions, ae_table, parse_listen
+from ups.services.store import GLOBAL_UIDS, QueuedEvent, SQLiteStore, Store
+from ups.services.uids import (
+    FAMILIES,
+    UPS_EVENT,
+    UPS_EVENT_TRIAL,
+    UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE,
+    UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
+    VERIFICATION,
+    ActionType,
+    EventType,
+    ProcedureStepState,
+    Role,
+    UPSFamily,
+    family_of,
+    push_of,
+    role_of,
+)
+from ups.services.upsstate import (
+    CancelOutcome,
+    Event,
+    Transition,
+    Update,
+    check_change_state,
+    check_create,
+    check_request_cancel,
+    check_set,
+    scp_status_change,
+)
+
+__all__ = ["UPSSCP", "EventDispatcher", "run_scp", "run_from_cli", "main"]
+
+log = logging.getLogger("ups.scp")
+
+_T = TypeVar("_T")
+_TRANSACTION_UID = 0x00081195
+_FINAL_STATES = (ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED)
+_SUBSCRIPTION_KEYS = frozenset({"ReceivingAE", "DeletionLock"})
+
+# PS3.4 CC.2 as deployed: which DIMSE each UPS SOP Class carries, which actions.
+_OPERATIONS: Mapping[Role, tuple[type, ...]] = {
+    Role.PUSH: (NCreateRQ, NSetRQ, NGetRQ, NActionRQ),
+    Role.PULL: (NSetRQ, NGetRQ, NActionRQ, CFindRQ),
+    Role.WATCH: (NGetRQ, NActionRQ, CFindRQ),
+    Role.QUERY: (NGetRQ, CFindRQ),
+    Role.EVENT: (),
+}
+_ACTIONS: Mapping[Role, frozenset[int]] = {
+    Role.PUSH: frozenset({ActionType.REQUEST_CANCEL}),
+    Role.PULL: frozenset({ActionType.CHANGE_STATE}),
+    Role.WATCH: frozenset(
+        {
+            ActionType.REQUEST_CANCEL,
+            ActionType.SUBSCRIBE,
+            ActionType.UNSUBSCRIBE,
+            ActionType.SUSPEND_GLOBAL,
+        }
+    ),
+}
+
+
+class RunDB(Protocol):
+    """Runs a store call on the store thread and awaits its result."""
+
+    def __call__(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Awaitable[_T]: ...
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip(" \x00")
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+# ============================================================================ dispatcher
+
+
+class EventDispatcher:
+    """Delivers the store's queued N-EVENT-REPORTs, one sender task per subscriber AE."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_db: RunDB,
+        options: SCPOptions,
+    ) -> None:
+        self._store = store
+        self._db = run_db
+        self._options = options
+        self._wake = asyncio.Event()
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._links: dict[str, Association] = {}
+        self._idle: dict[str, asyncio.TimerHandle] = {}
+        self._blocked: dict[str, float] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._quiet: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.delivered = 0
+        self.refused = 0
+        self.failed_attempts = 0
+        config = options.config
+        if config.connect_timeout is None:
+            config = replace(config, connect_timeout=5.0)
+        self._config = config
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="ups-events")
+
+    def kick(self) -> None:
+        """Something was queued (or a delivery finished): look at the queue again."""
+        self._wake.set()
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is due and no delivery is under way; False on timeout.
+
+        Events for a subscriber that is down stay queued for their retry; they do
+        not keep ``drain`` waiting.
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._quiet.append(waiter)
+        self.kick()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            return False
+        finally:
+            if waiter in self._quiet:
+                self._quiet.remove(waiter)
+        return True
+
+    async def stop(self) -> None:
+        """Stop sending; release open event associations.  Unsent events stay queued."""
+        self._stopping = True
+        self._wake.set()
+        tasks = [t for t in (self._task, *self._busy.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for handle in self._idle.values():
+            handle.cancel()
+        links = list(self._links.values())
+        self._links.clear()
+        await asyncio.gather(*(a.release() for a in links), return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        for waiter in self._quiet:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------------ loop
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            now = time.time()
+            try:
+                due = await self._db(self._store.due_events, now, 500)
+                batches: dict[str, list[QueuedEvent]] = {}
+                for event in due:
+                    if event.ae_title not in self._busy:
+                        batches.setdefault(event.ae_title, []).append(event)
+                for ae_title, events in batches.items():
+                    self._start_sender(ae_title, events)
+                if not self._busy:
+                    self._set_quiet()
+                timeout = await self._timeout(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store failed: log, back off, try again
+                log.exception("event dispatcher: store error")
+                timeout = self._options.retry_initial
+            if self._wake.is_set():
+                continue
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _set_quiet(self) -> None:
+        waiters, self._quiet = self._quiet, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _timeout(self, now: float) -> float | None:
+        """Seconds until the next thing to do, or None: only a kick can bring work."""
+        next_time = await self._db(self._store.next_event_time)
+        if next_time is None:
+            return None
+        if next_time > now:
+            return next_time - now
+        retries = [t for t in self._blocked.values() if t > now]
+        if retries:
+            return max(0.0, min(retries) - now)
+        if self._busy:
+            return None  # a sender's end kicks us
+        # Due but held back behind an earlier event whose retry time an earlier run of
+        # the SCP set: we do not know that time, so look again after the first back-off.
+        return self._options.retry_initial
+
+    # ------------------------------------------------------------------ senders
+
+    def _start_sender(self, ae_title: str, events: list[QueuedEvent]) -> None:
+        handle = self._idle.pop(ae_title, None)
+        if handle is not None:
+            handle.cancel()
+        task = asyncio.get_running_loop().create_task(
+            self._send_batch(ae_title, events), name=f"ups-events-{ae_title}"
+        )
+        self._busy[ae_title] = task
+
+    async def _send_batch(self, ae_title: str, events: Sequence[QueuedEvent]) -> None:
+        try:
+            for event in events:
+                try:
+                    status = await self._deliver(ae_title, event)
+                except (DicomError, OSError) as exc:
+                    await self._failed(ae_title, event, exc)
+                    return
+                if status != 0x0000 and not 0xB000 <= status <= 0xBFFF:
+                    self.refused += 1
+                    log.warning(
+                        "%s refused %s for %s with status 0x%04X; not resent",
+                        ae_title,
+                        event.event_type.label,
+                        event.iuid,
+                        status,
+                    )
+                await self._db(self._store.ack_event, event.id)
+                self._blocked.pop(ae_title, None)
+                self.delivered += 1
+        finally:
+            self._busy.pop(ae_title, None)
+            if not self._stopping:
+                self._arm_idle(ae_title)
+                self._wake.set()
+
+    async def _failed(self, ae_title: str, event: QueuedEvent, exc: BaseException) -> None:
+        self.failed_attempts += 1
+        self._drop_link(ae_title)
+        delay = min(
+            self._options.retry_max, self._options.retry_initial * (2 ** min(event.attempts, 30))
+        )
+        when = time.time() + delay
+        self._blocked[ae_title] = when
+        log.info("cannot deliver event to %s (%s); retry in %.1f s", ae_title, exc, delay)
+        await self._db(self._store.retry_later, event.id, when)
+
+    async def _deliver(self, ae_title: str, event: QueuedEvent) -> int:
+        association = await self._link(ae_title)
+        negotiated = association.negotiated
+        assert negotiated is not None
+        context = negotiated.context_for(UPS_EVENT) or negotiated.context_for(UPS_EVENT_TRIAL)
+        if context is None:
+            raise NoPresentationContext(f"{ae_title} accepted no UPS Event context")
+        request = NEventReportRQ(
+            message_id=association.new_message_id(),
+            affected_sop_class_uid=push_of(context.abstract_syntax),
+            affected_sop_instance_uid=event.iuid,
+            event_type_id=int(event.event_type),
+            dataset=encode_dataset(event.info, context.transfer_syntax),
+        )
+        response = await association.request(request, context.context_id)
+        return response.status
+
+    async def _link(self, ae_title: str) -> Association:
+        association = self._links.get(ae_title)
+        if association is not None and association.is_established:
+            return association
+        remote = self._options.remote_aes.get(ae_title)
+        if remote is None:
+            raise ConfigError(f"no address configured for subscriber {ae_title}")
+        syntaxes = self._options.event_transfer_syntaxes
+        rq = build_request(
+            ae_title,
+            self._options.ae_title,
+            [(UPS_EVENT, syntaxes), (UPS_EVENT_TRIAL, syntaxes)],
+            self._config,
+            roles=[
+                RoleSelection(UPS_EVENT, False, True),
+                RoleSelection(UPS_EVENT_TRIAL, False, True),
+            ],
+        )
+        association = await connect(remote.host, remote.port, rq, self._config)
+        self._links[ae_title] = association
+        return association
+
+    def _arm_idle(self, ae_title: str) -> None:
+        if ae_title not in self._links:
+            return
+        old = self._idle.pop(ae_title, None)
+        if old is not None:
+            old.cancel()
+        self._idle[ae_title] = asyncio.get_running_loop().call_later(
+            self._options.event_idle, self._release_idle, ae_title
+        )
+
+    def _release_idle(self, ae_title: str) -> None:
+        self._idle.pop(ae_title, None)
+        if ae_title not in self._busy:
+            self._drop_link(ae_title, release=True)
+
+    def _drop_link(self, ae_title: str, release: bool = False) -> None:
+        association = self._links.pop(ae_title, None)
+        if association is None:
+            return
+        if release and association.is_established:
+            task = asyncio.get_running_loop().create_task(association.release())
+        else:
+            association.abort()
+            task = asyncio.get_running_loop().create_task(association.wait_closed())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+
+# ============================================================================ the SCP
+
+
+class UPSSCP:
+    """The UPS SCP: ``async with UPSSCP(options) as scp:`` serves until the block ends."""
+
+    def __init__(self, options: SCPOptions, store: Store | None = None) -> None:
+        self.options = options
+        self._store_given = store
+        self._store: Store | None = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ups-store")
+        self._server: Server | None = None
+        self._dispatcher: EventDispatcher | None = None
+        self.finds_cancelled = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "the SCP is not started"
+        return self._store
+
+    @property
+    def events(self) -> EventDispatcher:
+        assert self._dispatcher is not None, "the SCP is not started"
+        return self._dispatcher
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "the SCP is not started"
+        return self._server.port
+
+    @property
+    def server(self) -> Server:
+        assert self._server is not None, "the SCP is not started"
+        return self._server
+
+    def _db(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Awaitable[_T]:
+        """Run a store call on the store thread (the only thread that touches it)."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def policy(self) -> AcceptorPolicy:
+        """What the SCP accepts: every UPS SOP Class of both families, and Verification."""
+        opts = self.options
+        support = SyntaxSupport(tuple(opts.transfer_syntaxes))
+        supported = {uid: support for family in FAMILIES for uid in family.uids}
+        supported[VERIFICATION] = support
+        return AcceptorPolicy(
+            ae_titles=None if opts.any_called_ae else frozenset({opts.ae_title}),
+            supported=supported,
+            max_pdata_length=opts.config.max_pdata_receive,
+            implementation_class_uid=ups.IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=ups.IMPLEMENTATION_VERSION_NAME,
+            max_ops_performed=opts.max_ops_performed,
+        )
+
+    async def start(self) -> None:
+        """Open the store, announce the restart, listen, start delivering events."""
+        if self._store is None:
+            self._store = await self._db(SQLiteStore, self.options.db)
+        store = self._store
+        await self._db(store.purge_final)
+        if self.options.announce_status:
+            await self._announce("RESTARTED")
+        handlers = {uid: self._handle for family in FAMILIES for uid in family.uids}
+        self._dispatcher = EventDispatcher(store, self._db, self.options)
+        self._server = await serve(
+            self.options.host,
+            self.options.port,
+            self.policy(),
+            self.options.config,
+            handlers=handlers,
+        )
+        self._dispatcher.start()
+        self._dispatcher.kick()
+
+    async def _announce(self, status: str) -> int:
+        store = self.store
+        aes: list[str] = await self._db(store.all_subscriber_aes)
+        events = [
+            Event(
+                EventType.SCP_STATUS_CHANGE,
+                UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
+                scp_status_change(status),
+                ae,
+            )
+            for ae in aes
+        ]
+        if not events:
+            return 0
+        return await self._db(store.enqueue_events, events, now=time.time())
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop accepting, finish or abort open associations, say GOING DOWN, close."""
+        if self._server is not None:
+            await self._server.close(grace)
+        if self._dispatcher is not None:
+            if self.options.announce_status and self._store is not None:
+                try:
+                    if await self._announce("GOING DOWN"):
+                        await self._dispatcher.drain(self.options.shutdown_flush)
+                except DicomError:
+                    log.exception("announcing shutdown failed")
+            await self._dispatcher.stop()
+        if self._store is not None and self._store_given is None:
+            await self._db(self._store.close)
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> UPSSCP:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _handle(self, request: Request, ctx: RequestContext) -> HandlerResult:
+        abstract = ctx.context.abstract_syntax
+        role = role_of(abstract)
+        family = family_of(abstract)
+        if role is None or family is None or not isinstance(request, _OPERATIONS[role]):
+            return failure_response(
+                request, 0x0211, f"{type(request).__name__[:-2]} is not part of UPS {role}"
+            )
+        if isinstance(request, CFindRQ):
+            return self._find(request, ctx)
+        return self._serve(request, ctx, role, family)
+
+    async def _serve(
+        self, request: Request, ctx: RequestContext, role: Role, family: UPSFamily
+    ) -> Response:
+        try:
+            if isinstance(request, NCreateRQ):
+                return await self._create(request, ctx, family)
+            requested = getattr(request, "requested_sop_class_uid", "")
+            if requested not in family:
+                raise ServiceError(0x0118, f"{requested} is not a UPS class of this context")
+            if isinstance(request, NSetRQ):
+                return await self._set(request, ctx)
+            if isinstance(request, NGetRQ):
+                return await self._get(request, ctx)
+            assert isinstance(request, NActionRQ)
+            return await self._action(request, ctx, role)
+        except ServiceError as exc:
+            return failure_response(request, exc.status, exc.comment)
+        except DimseError as exc:
+            return failure_response(request, exc.status, str(exc))
+
+    def _decode(self, raw: bytes | None, ctx: RequestContext) -> Dataset:
+        return Dataset() if not raw else decode_dataset(raw, ctx.context.transfer_syntax)
+
+    # ------------------------------------------------------------------ N-CREATE / N-SET / N-GET
+
+    async def _create(self, rq: NCreateRQ, ctx: RequestContext, family: UPSFamily) -> Response:
+        if rq.affected_sop_class_uid not in family:
+            raise ServiceError(0x0118, f"{rq.affected_sop_class_uid} is not UPS Push")
+        ds = self._decode(rq.dataset, ctx)
+        iuid = rq.affected_sop_instance_uid or _text(ds, "SOPInstanceUID") or str(generate_uid())
+        if iuid in GLOBAL_UIDS:
+            raise ServiceError(0x0111, "a well-known UID cannot be created")
+        creation = check_create(
+            ds, iuid=iuid, now=_now(), default_worklist_label=self.options.worklist_label
+        )
+        creation.dataset.SOPClassUID = family.push
+        await self._db(
+            self.store.create_workitem, creation.dataset, events=creation.events, now=time.time()
+        )
+        self.events.kick()
+        return NCreateRSP(rq.message_id, creation.status, family.push, iuid)
+
+    async def _set(self, rq: NSetRQ, ctx: RequestContext) -> Response:
+        ds = self._decode(rq.dataset, ctx)
+        iuid = rq.requested_sop_instance_uid
+        tuid = _text(ds, "TransactionUID")
+        now = _now()
+        outcome: Update = await self._db(
+            self.store.modify_workitem,
+            iuid,
+            lambda current: check_set(current, ds, tuid, now=now),
+            now=time.time(),
+        )
+        if outcome.events:
+            self.events.kick()
+        return NSetRSP(rq.message_id, outcome.status, rq.requested_sop_class_uid, iuid)
+
+    async def _get(self, rq: NGetRQ, ctx: RequestContext) -> Response:
+        iuid = rq.requested_sop_instance_uid
+        workitem = await self._db(self.store.get_workitem, iuid)
+        if workitem is None:
+            raise ServiceError(0xC307, "no such UPS")
+        out = Dataset()
+        wanted = rq.attribute_identifier_list
+        for elem in workitem:
+            tag = int(elem.tag)
+            if tag == _TRANSACTION_UID:  # CC.2.7.3: never returned, it is the lock
+                continue
+            if not wanted or tag in wanted:
+                out.add(elem)
+        return NGetRSP(
+            rq.message_id,
+            0x0000,
+            rq.requested_sop_class_uid,
+            iuid,
+            dataset=encode_dataset(out, ctx.context.transfer_syntax),
+        )
+
+    # ------------------------------------------------------------------ N-ACTION
+
+    async def _action(self, rq: NActionRQ, ctx: RequestContext, role: Role) -> Response:
+        action = rq.action_type_id
+        if action not in _ACTIONS.get(role, frozenset()):
+            raise ServiceError(0x0123, f"action type {action} is not part of UPS {role}")
+        ds = self._decode(rq.dataset, ctx)
+        iuid = rq.requested_sop_instance_uid
+        status = 0
+        if action == ActionType.CHANGE_STATE:
+            status = await self._change_state(iuid, ds)
+        elif action == ActionType.REQUEST_CANCEL:
+            calling = ctx.association.remote_ae_title
+            status = await self._request_cancel(iuid, ds, calling)
+        elif action == ActionType.SUBSCRIBE:
+            await self._subscribe(iuid, ds)
+        elif action == ActionType.UNSUBSCRIBE:
+            await self._db(self.store.unsubscribe, self._receiving_ae(ds, known=False), iuid)
+            await self._db(self.store.purge_final)
+        else:
+            if iuid not in GLOBAL_UIDS:
+                raise ServiceError(0xC314, "suspend applies to the global subscription only")
+            await self._db(self.store.suspend_global, self._receiving_ae(ds, known=False))
+        return NActionRSP(rq.message_id, status, rq.requested_sop_class_uid, iuid, action)
+
+    async def _change_state(self, iuid: str, ds: Dataset) -> int:
+        state = _text(ds, "ProcedureStepState")
+        tuid = _text(ds, "TransactionUID")
+        now = _now()
+        outcome: Transition = await self._db(
+            self.store.modify_workitem,
+            iuid,
+            lambda current: check_change_state(current, state, tuid, now=now),
+            now=time.time(),
+        )
+        await self._after_change(outcome.new_state, bool(outcome.events))
+        return outcome.status
+
+    async def _request_cancel(self, iuid: str, ds: Dataset, calling: str) -> int:
+        requesting = _text(ds, "RequestingAE") or calling
+        now = _now()
+
+        def decide(current: Dataset | None) -> CancelOutcome:
+            return check_request_cancel(
+                current,
+                requesting_ae=requesting,
+                request=ds,
+                now=now,
+                performer_reachable=self._reachable(iuid),
+            )
+
+        outcome: CancelOutcome = await self._db(
+            self.store.modify_workitem, iuid, decide, now=time.time()
+        )
+        await self._after_change(outcome.new_state, bool(outcome.events))
+        return outcome.status
+
+    def _reachable(self, iuid: str) -> bool:
+        """Store thread only: can a Cancel Requested event reach anyone (CC.2.2.3, C312)?"""
+        known = self.options.remote_aes
+        return any(s.ae_title in known for s in self.store.subscribers_for(iuid))
+
+    async def _after_change(self, new_state: ProcedureStepState, queued: bool) -> None:
+        if new_state in _FINAL_STATES:
+            await self._db(self.store.purge_final)
+        if queued:
+            self.events.kick()
+
+    def _receiving_ae(self, ds: Dataset, *, known: bool) -> str:
+        if "ReceivingAE" not in ds or not _text(ds, "ReceivingAE"):
+            raise ServiceError(0x0115, "Receiving AE (0074,1234) missing")
+        ae_title = _text(ds, "ReceivingAE")
+        if known and ae_title not in self.options.remote_aes:
+            raise ServiceError(0xC308, f"Receiving AE {ae_title} is unknown to this SCP")
+        return ae_title
+
+    async def _subscribe(self, iuid: str, ds: Dataset) -> None:
+        ae_title = self._receiving_ae(ds, known=True)
+        lock_text = _text(ds, "DeletionLock").upper()
+        if lock_text not in ("TRUE", "FALSE"):
+            raise ServiceError(0x0115, "Deletion Lock (0074,1230) must be TRUE or FALSE")
+        keys: Dataset | None = None
+        if iuid == UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE:
+            keys = Dataset()
+            for elem in ds:
+                if elem.keyword not in _SUBSCRIPTION_KEYS:
+                    keys.add(elem)
+        queued = await self._db(
+            self.store.subscribe,
+            ae_title,
+            iuid,
+            deletion_lock=lock_text == "TRUE",
+            now=time.time(),
+            match_keys=keys,
+        )
+        if queued:
+            self.events.kick()
+
+    # ------------------------------------------------------------------ C-FIND
+
+    async def _find(self, rq: CFindRQ, ctx: RequestContext) -> AsyncIterator[Response]:
+        sop_class = rq.affected_sop_class_uid
+        syntax = ctx.context.transfer_syntax
+        try:
+            query = self._decode(rq.dataset, ctx)
+            found: list[Dataset] = await self._db(self.store.find_workitems, query)
+        except (ServiceError, DimseError) as exc:
+            comment = exc.comment if isinstance(exc, ServiceError) else str(exc)
+            yield failure_response(rq, exc.status, comment)
+            return
+        for match in found:
+            if ctx.cancelled:
+                break
+            identifier = select_return_keys(match, query)
+            yield CFindRSP(
+                rq.message_id, 0xFF00, sop_class, dataset=encode_dataset(identifier, syntax)
+            )
+            await asyncio.sleep(0)  # let a C-CANCEL-RQ in between two matches
+        if ctx.cancelled:
+            self.finds_cancelled += 1
+            yield CFindRSP(rq.message_id, 0xFE00, sop_class)
+            return
+        yield CFindRSP(rq.message_id, 0x0000, sop_class)
+
+
+# ============================================================================ running it
+
+
+async def run_scp(options: SCPOptions, out: TextIO) -> int:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly; the exit status."""
+    scp = UPSSCP(options)
+    await scp.start()
+    print(
+        f"UPS SCP {options.ae_title} listening on {options.host}:{scp.port}"
+        f" (database {options.db})",
+        file=out,
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
+            pass
+    try:
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await scp.close()
+    print(f"UPS SCP {options.ae_title} stopped", file=out, flush=True)
+    return 0
+
+
+def options_from_args(
+    args: argparse.Namespace, config: AssociationConfig | None = None
+) -> SCPOptions:
+    """SCPOptions from the ``dcmups scp`` / ``python -m ups.services.scp`` arguments."""
+    ae_title, host, port = parse_listen(args.remote)
+    files = [args.ae_config] if getattr(args, "ae_config", None) else []
+    remote_aes = ae_table(getattr(args, "ae", None) or [], files)
+    base = SCPOptions()
+    syntaxes = base.transfer_syntaxes
+    if getattr(args, "ivrle", False):
+        syntaxes = ("1.2.840.10008.1.2",)
+    return SCPOptions(
+        ae_title=ae_title,
+        host=host,
+        port=port,
+        db=Path(args.db),
+        remote_aes=remote_aes,
+        config=config or AssociationConfig(),
+        transfer_syntaxes=syntaxes,
+        max_ops_performed=getattr(args, "window", None) or base.max_ops_performed,
+        event_idle=getattr(args, "event_idle", None) or base.event_idle,
+        retry_initial=getattr(args, "retry_initial", None) or base.retry_initial,
+        retry_max=getattr(args, "retry_max", None) or base.retry_max,
+        announce_status=not getattr(args, "no_announce", False),
+    )
+
+
+def run_from_cli(args: argparse.Namespace, out: TextIO, config: AssociationConfig) -> int:
+    """``dcmups scp``: the CLI's parsed arguments -> a running SCP until a signal."""
+    return asyncio.run(run_scp(options_from_args(args, config), out))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ups.services.scp", description="Run the reference UPS SCP."
+    )
+    p.add_argument("remote", metavar="AET@host:port", help="where to listen (port 0: any)")
+    p.add_argument("--db", required=True, help="SQLite database file")
+    p.add_argument("--ae", action="append", default=[], metavar="AET=host:port")
+    p.add_argument("--ae-config", metavar="FILE", help="JSON or INI file of remote AEs")
+    p.add_argument("--window", type=int, default=64, help="operations performed at once")
+    p.add_argument("--event-idle", type=float, help="release event associations after (s)")
+    p.add_argument("--retry-initial", type=float, help="first retry delay (s)")
+    p.add_argument("--retry-max", type=float, help="longest retry delay (s)")
+    p.add_argument("--no-announce", action="store_true", help="no SCP Status Change events")
+    p.add_argument("-ivrle", action="store_true", help="accept Implicit VR Little Endian only")
+    p.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ups.services.scp AET@host:port --db PATH [--ae AET=host:port ...]``."""
+    args = _parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    try:
+        return run_from_cli(args, sys.stdout, AssociationConfig())
+    except DicomError as exc:
+        print(f"dcmups scp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover - signal arrived before the handler
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
