@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pynetdicom import AE, evt
@@ -140,7 +142,7 @@ class PynetdicomUPSSCP:
     def address(self) -> str:
         return f"{self.ae.ae_title}@127.0.0.1:{self.port}"
 
-    def start(self) -> PynetdicomUPSSCP:
+    def start(self, ssl_context: ssl.SSLContext | None = None) -> PynetdicomUPSSCP:
         handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_PDU_RECV, self._on_pdu),
@@ -152,7 +154,9 @@ class PynetdicomUPSSCP:
             (evt.EVT_N_ACTION, self._traced("N-ACTION", self._n_action)),
             (evt.EVT_C_FIND, self._c_find),
         ]
-        self._server = self.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+        self._server = self.ae.start_server(
+            ("127.0.0.1", 0), block=False, ssl_context=ssl_context, evt_handlers=handlers
+        )
         return self
 
     def stop(self) -> None:
@@ -333,8 +337,9 @@ class PynetdicomUPSSCP:
             out.update(item.ds)
         else:
             for tag in wanted if isinstance(wanted, list) else [wanted]:
-                if tag in item.ds:
-                    out.add(item.ds[tag])
+                elem = item.ds.get(tag)
+                if isinstance(elem, DataElement):
+                    out.add(elem)
         return 0x0000, out
 
     def _n_action(self, event: Any, ds: Dataset) -> tuple[int, Dataset | None]:

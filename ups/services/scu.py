@@ -426,9 +426,12 @@ class UPSClient:
         # A failure status leaves the association healthy: release it politely.
         if exc_type is None or isinstance(exc, UPSFailure):
             await self.association.release()
-        else:
+            return
+        # An association that already failed (timeout, peer abort) is closing on its own,
+        # after -soclosedelay: aborting it again would cut that delay short.
+        if self.association.is_established:
             self.association.abort()
-            await self.association.wait_closed()
+        await self.association.wait_closed()
 
 
 async def ups_connect(
