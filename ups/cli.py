@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from pydicom.dataset import Dataset
 
@@ -428,12 +428,22 @@ def transfer_syntaxes(args: argparse.Namespace) -> tuple[str, ...]:
     return base
 
 
+def listen_address(args: argparse.Namespace) -> tuple[str, str, int]:
+    """-L ``aet[@host]:port`` checked here, so a bad one is a usage error (exit 2)."""
+    from ups.services.listener import parse_listen_address
+
+    try:
+        return parse_listen_address(args.L)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def calling_ae_title(args: argparse.Namespace) -> str:
     """-L's AE title, else -aet, else -device (the seed's order)."""
     if args.L:
-        from ups.services.daemon import parse_listen_address
-
-        return parse_listen_address(args.L)[0]
+        aet = listen_address(args)[0]
+        if aet:
+            return aet
     return str(args.aet or args.device)
 
 
@@ -540,7 +550,8 @@ class Printer:
 # ---------------------------------------------------------------------------- operations
 
 
-async def _run_operation(args: argparse.Namespace, printer: Printer) -> int:
+def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutine[Any, Any, int]]:
+    """Check the operation's options and build its data sets, before any network I/O."""
     from ups.services.attrpath import add_return_key, build_dataset, parse_path
     from ups.services.scu import SCUOptions, ups_connect
 
@@ -572,42 +583,45 @@ async def _run_operation(args: argparse.Namespace, printer: Printer) -> int:
     get_tags = [parse_path(spec)[0] for spec in args.r] if op == "get" else []
     matching = build_dataset(args.q) if op == "subscribe" and args.q else None
 
-    async with await ups_connect(args.remote, options) as scu:
-        if op == "echo":
-            printer.result(await scu.echo())
-        elif op == "create":
-            printer.result(await scu.create(attributes, args.iuid))
-        elif op == "set":
-            printer.result(await scu.set(args.iuid, attributes, args.tuid))
-        elif op == "get":
-            printer.result(await scu.get(args.iuid, get_tags))
-        elif op == "find":
-            async for match in scu.find(find_query):
-                printer.result(match)
-        elif op == "chstate":
-            printer.result(await scu.change_state(args.iuid, args.state, args.tuid))
-        elif op == "reqcancel":
-            printer.result(
-                await scu.request_cancel(
-                    args.iuid,
-                    requesting_ae=args.aet,
-                    reason=args.reason,
-                    reason_code=reason,
-                    contact_display_name=args.contact,
-                    contact_uri=args.contact_uri,
+    async def run(printer: Printer) -> int:
+        async with await ups_connect(args.remote, options) as scu:
+            if op == "echo":
+                printer.result(await scu.echo())
+            elif op == "create":
+                printer.result(await scu.create(attributes, args.iuid))
+            elif op == "set":
+                printer.result(await scu.set(args.iuid, attributes, args.tuid))
+            elif op == "get":
+                printer.result(await scu.get(args.iuid, get_tags))
+            elif op == "find":
+                async for match in scu.find(find_query):
+                    printer.result(match)
+            elif op == "chstate":
+                printer.result(await scu.change_state(args.iuid, args.state, args.tuid))
+            elif op == "reqcancel":
+                printer.result(
+                    await scu.request_cancel(
+                        args.iuid,
+                        requesting_ae=args.aet,
+                        reason=args.reason,
+                        reason_code=reason,
+                        contact_display_name=args.contact,
+                        contact_uri=args.contact_uri,
+                    )
                 )
-            )
-        elif op == "subscribe":
-            printer.result(
-                await scu.subscribe(
-                    args.aet, args.iuid, deletion_lock=args.dellock, matching_keys=matching
+            elif op == "subscribe":
+                printer.result(
+                    await scu.subscribe(
+                        args.aet, args.iuid, deletion_lock=args.dellock, matching_keys=matching
+                    )
                 )
-            )
-        elif op == "unsubscribe":
-            printer.result(await scu.unsubscribe(args.aet, args.iuid))
-        elif op == "suspend":
-            printer.result(await scu.suspend(args.aet))
-    return EXIT_OK
+            elif op == "unsubscribe":
+                printer.result(await scu.unsubscribe(args.aet, args.iuid))
+            elif op == "suspend":
+                printer.result(await scu.suspend(args.aet))
+        return EXIT_OK
+
+    return run
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
@@ -620,22 +634,59 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     if op not in OPERATIONS:
         raise UsageError(f"unknown operation {op!r}; choose from {', '.join(OPERATIONS)}")
     if op == "demo":
-        from ups.services.demo import run_demo
-
-        return asyncio.run(run_demo(out))
+        return _run_demo(out)
     if op == "scp":
         return _run_scp(args, out)
     if not args.remote:
         raise UsageError(f"{op} requires the remote <aet>[@<host>[:<port>]]")
+    run = _prepare_operation(args)
     if args.L:
-        return _run_listener(args, out, then=lambda: _run_operation(args, printer))
-    return asyncio.run(_run_operation(args, printer))
+
+        async def then() -> int:
+            return await run(printer)
+
+        return _run_listener(args, out, then)
+    return asyncio.run(run(printer))
 
 
-def _run_listener(args: argparse.Namespace, out: TextIO, then: object = None) -> int:
+def _run_listener(
+    args: argparse.Namespace,
+    out: TextIO,
+    then: Callable[[], Awaitable[int]] | None = None,
+) -> int:
+    """-L: listen for event reports; with an operation, run it once the port is bound.
+
+    ``subscribe ... -L`` keeps listening and, on the way out, unsubscribes with the same
+    association options (SOP class family, transfer syntaxes, identity, TLS).
+    """
     from ups.services.daemon import run_from_cli
 
-    return int(run_from_cli(args, out, association_config(args), then))
+    listen_address(args)
+    config = association_config(args)
+    cleanup = None
+    if then is not None and args.operation == "subscribe":
+
+        async def cleanup() -> int:
+            from ups.services.scu import SCUOptions, ups_connect
+
+            options = scu_options(args)
+            assert isinstance(options, SCUOptions)
+            async with await ups_connect(args.remote, options) as scu:
+                Printer(out, args.json).result(await scu.unsubscribe(args.aet, args.iuid))
+            return EXIT_OK
+
+    return int(run_from_cli(args, out, config, then, cleanup))
+
+
+def _run_demo(out: TextIO) -> int:
+    """``dcmups demo``, when this build has the demo module."""
+    import importlib
+
+    try:
+        demo = importlib.import_module("ups.services.demo")
+    except ModuleNotFoundError:
+        raise UsageError("the demo is not available in this build") from None
+    return int(asyncio.run(demo.run_demo(out)))
 
 
 def _run_scp(args: argparse.Namespace, out: TextIO) -> int:

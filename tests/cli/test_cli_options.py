@@ -187,7 +187,7 @@ def test_connect_timeout_against_a_full_backlog() -> None:
             filler.close()
         server.close()
     assert code == 3
-    assert 0.25 < elapsed < 2.5
+    assert 0.25 < elapsed < 4
 
 
 def test_accept_timeout_against_a_silent_acceptor(capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,7 +195,7 @@ def test_accept_timeout_against_a_silent_acceptor(capsys: pytest.CaptureFixture[
     code, elapsed = timed("echo", peer.address, "-acceptTO", "300")
     peer.stop()
     assert code == 3
-    assert 0.25 < elapsed < 2.5
+    assert 0.25 < elapsed < 4
     assert "A-ASSOCIATE" in capsys.readouterr().err
 
 
@@ -204,13 +204,13 @@ def test_response_timeout_is_honoured(capsys: pytest.CaptureFixture[str]) -> Non
     code, elapsed = timed("get", peer.address, "-iuid", "1.2.3", "-rspTO", "300", "-reaper", "50")
     peer.join()
     assert code == 3
-    assert 0.25 < elapsed < 2.5
+    assert 0.25 < elapsed < 4
     err = capsys.readouterr().err
     assert "N-GET" in err or "NGetRQ" in err or "response" in err.lower()
     assert peer.first(0x07) > peer.first(0x04)  # the overdue request aborted the association
 
 
-@pytest.mark.parametrize("reaper_ms, slow", [(1500, True), (50, False)])
+@pytest.mark.parametrize("reaper_ms, slow", [(2000, True), (50, False)])
 def test_reaper_period_decides_when_the_overdue_response_is_noticed(
     reaper_ms: int, slow: bool
 ) -> None:
@@ -220,11 +220,11 @@ def test_reaper_period_decides_when_the_overdue_response_is_noticed(
     )
     peer.join()
     assert code == 3
-    assert (elapsed > 1.2) is slow
-    assert elapsed < 3
+    assert (elapsed > 1.5) is slow
+    assert elapsed < 5
 
 
-@pytest.mark.parametrize("delay_ms, lower, upper", [(700, 0.55, 2.0), (0, 0.0, 0.4)])
+@pytest.mark.parametrize("delay_ms, lower, upper", [(700, 0.55, 2.5), (0, 0.0, 0.5)])
 def test_so_close_delay_after_abort(delay_ms: int, lower: float, upper: float) -> None:
     peer = RawPeer("mute")
     code, _ = timed(
@@ -251,7 +251,7 @@ def test_release_timeout_when_the_peer_never_answers_release() -> None:
     code, elapsed = timed("echo", peer.address, "-releaseTO", "300")
     peer.join()
     assert peer.first(0x05)  # A-RELEASE-RQ was sent
-    assert elapsed < 2.5  # not the 5 s default
+    assert elapsed < 4  # not the 5 s default
     assert elapsed > 0.25
     assert code in (0, 3)
 
