@@ -1,0 +1,651 @@
+"""The UPS event listener: receive N-EVENT-REPORTs from any SCP, lose none (PS3.4 CC.2.4).
+
+Two library shapes over one acceptor:
+
+* :func:`listen` — an async context manager whose value is an async iterator of
+  :class:`~ups.services.events.UPSEvent`;
+* :func:`serve_events` — the same listener calling a function per event.
+
+What is negotiated: the UPS Event SOP Class (final and Trial) and Verification, in any
+of the four uncompressed transfer syntaxes, with or without SCP/SCU Role Selection.
+dcm4chee-arc proposes SCU role 0 / SCP role 1 for itself (the event sender is the
+Event SCP) and fails unless that role comes back, so the policy grants the requestor
+the SCP role; pynetdicom proposes no roles and gets none back. The asynchronous
+operations window (PS3.7 D.3.3.3) lets a sender have ``window`` reports outstanding.
+The called AE title must be ours unless ``accept_any_called_ae`` (PS3.8 Table 9-21
+reason 7 otherwise).
+
+The delivery guarantee, which shapes everything here: an N-EVENT-REPORT-RSP with
+Success leaves only after the consumer has taken the event — when the iterator's
+``__anext__`` returned it, or when the callback returned. So every report the sender
+saw acknowledged was delivered, and the sender can resend anything else. Events wait
+in one bounded FIFO (``buffer``); when it is full the association that filled it
+stops being read (``Association.pause_receiving``), so TCP pushes back on the sender
+instead of memory growing or events being dropped. A callback that raises earns
+Processing Failure (0x0110) and the listener goes on; an unknown Event Type ID gets
+No Such Event Type (0x0113).
+
+Shutdown (:meth:`EventListener.stop`): stop accepting, stop reading, let the consumer
+take what was already read and answer it, then release every association. Reports
+that were queued when the association went away are dropped, unanswered: their
+sender never saw them acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Final, cast
+
+import ups
+from ups.dimse.datasets import TRANSFER_SYNTAXES, LazyDataset
+from ups.dimse.messages import CEchoRQ, CEchoRSP, NEventReportRQ, NEventReportRSP, Request
+from ups.net.association import Association, HandlerResult, RequestContext
+from ups.net.config import AssociationConfig
+from ups.net.responses import failure_response
+from ups.net.server import Server, serve
+from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
+from ups.services.events import (
+    EVENT_SOP_CLASSES,
+    EVENT_TYPE_NAMES,
+    REPORTED_SOP_CLASSES,
+    UPSEvent,
+)
+from ups.services.uids import VERIFICATION
+
+__all__ = [
+    "EventCallback",
+    "EventListener",
+    "ListenerStats",
+    "listen",
+    "listener_policy",
+    "parse_listen_address",
+    "serve_events",
+]
+
+log = logging.getLogger("ups.services.listener")
+
+SUCCESS: Final = 0x0000
+PROCESSING_FAILURE: Final = 0x0110
+NO_SUCH_EVENT_TYPE: Final = 0x0113
+NO_SUCH_SOP_CLASS: Final = 0x0118
+UNRECOGNIZED_OPERATION: Final = 0x0211
+
+EventCallback = Callable[[UPSEvent], "int | None | Awaitable[int | None]"]
+"""Called once per event; returns None (Success) or a status code to answer with."""
+
+Address = str | tuple[str, int]
+
+
+# ------------------------------------------------------------------------ addresses
+
+
+def parse_listen_address(spec: str) -> tuple[str, str, int]:
+    """``aet[@host]:port`` (the seed's ``-L``) as ``(aet, host, port)``.
+
+    No host means every local address and is returned as ``""``. An IPv6 host goes
+    in brackets (``ME@[::1]:11113``). Raises ``ValueError`` naming what is wrong.
+    """
+    text = spec.strip()
+    aet, at, rest = text.rpartition("@")
+    if not at:
+        aet, rest = "", text
+    host, colon, port_text = rest.rpartition(":")
+    if not colon:
+        raise ValueError(f"-L {spec!r}: expected <aet>[@<host>]:<port>")
+    if not at:
+        aet, host = host, ""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"-L {spec!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"-L {spec!r}: port {port} is out of range")
+    _check_ae_title(aet, spec)
+    return aet, host, port
+
+
+def _check_ae_title(aet: str, spec: str) -> None:
+    """PS3.5 AE VR: 1-16 characters, no backslash or control character, not blank."""
+    if not aet.strip():
+        raise ValueError(f"-L {spec!r}: missing AE title")
+    if len(aet) > 16:
+        raise ValueError(f"-L {spec!r}: AE title {aet!r} is longer than 16 characters")
+    if "\\" in aet or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in aet):
+        raise ValueError(f"-L {spec!r}: AE title {aet!r} has a forbidden character")
+
+
+def _resolve(address: Address, ae_title: str | None) -> tuple[str, str, int]:
+    if isinstance(address, tuple):
+        if not ae_title:
+            raise ValueError("listen((host, port)) needs ae_title")
+        host, port = address
+        return ae_title, host, int(port)
+    aet, host, port = parse_listen_address(address)
+    if ae_title and ae_title != aet:
+        raise ValueError(f"AE title given twice: {aet!r} in {address!r} and {ae_title!r}")
+    return aet, host, port
+
+
+def listener_policy(
+    ae_title: str | None,
+    *,
+    window: int = 64,
+    max_pdata_length: int = 16 * 1024,
+    transfer_syntaxes: tuple[str, ...] = TRANSFER_SYNTAXES,
+) -> AcceptorPolicy:
+    """What the listener negotiates; ``ae_title=None`` accepts any called AE title."""
+    event = SyntaxSupport(transfer_syntaxes, requestor_scu=True, requestor_scp=True)
+    supported = {uid: event for uid in EVENT_SOP_CLASSES}
+    supported[VERIFICATION] = SyntaxSupport(transfer_syntaxes)
+    return AcceptorPolicy(
+        ae_titles=None if ae_title is None else frozenset({ae_title}),
+        supported=supported,
+        max_pdata_length=max_pdata_length,
+        implementation_class_uid=ups.IMPLEMENTATION_CLASS_UID,
+        implementation_version_name=ups.IMPLEMENTATION_VERSION_NAME,
+        max_ops_invoked=1,
+        max_ops_performed=window,
+    )
+
+
+# ------------------------------------------------------------------------ state
+
+
+@dataclass(slots=True)
+class ListenerStats:
+    """Counters an operator watches; all since the listener started."""
+
+    events: int = 0
+    """Events taken by the consumer (and answered Success unless it said otherwise)."""
+    failed: int = 0
+    """Events the callback raised on (answered 0x0110)."""
+    refused: int = 0
+    """Requests refused before delivery: unknown event type or SOP class, shutting down."""
+    dropped: int = 0
+    """Queued events whose association closed before the consumer took them."""
+    associations_open: int = 0
+    associations_total: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Envelope:
+    """A queued event and the future its N-EVENT-REPORT-RSP waits on."""
+
+    __slots__ = ("event", "request", "future", "association")
+
+    def __init__(
+        self,
+        event: UPSEvent,
+        request: NEventReportRQ,
+        future: asyncio.Future[NEventReportRSP],
+        association: Association,
+    ) -> None:
+        self.event = event
+        self.request = request
+        self.future = future
+        self.association = association
+
+
+def _response(request: NEventReportRQ, status: int, comment: str | None = None) -> NEventReportRSP:
+    return NEventReportRSP(
+        request.message_id,
+        status,
+        request.affected_sop_class_uid,
+        request.affected_sop_instance_uid,
+        request.event_type_id,
+        comment[:64] if comment else None,
+    )
+
+
+def _is_async_callable(callback: object) -> bool:
+    call = getattr(callback, "__call__", None)  # noqa: B004 - async __call__ objects
+    return inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(call)
+
+
+# ------------------------------------------------------------------------ the listener
+
+
+class EventListener:
+    """A running UPS event listener; made by :func:`listen` or :func:`serve_events`."""
+
+    def __init__(
+        self,
+        address: Address,
+        ae_title: str | None = None,
+        *,
+        config: AssociationConfig | None = None,
+        buffer: int = 1000,
+        window: int = 64,
+        accept_any_called_ae: bool = False,
+        reuse_port: bool = False,
+        callback: EventCallback | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        if buffer < 1:
+            raise ValueError("buffer must be at least 1")
+        if window < 0:
+            raise ValueError("window must be >= 0 (0 = unlimited)")
+        self.ae_title, self.host, self._requested_port = _resolve(address, ae_title)
+        self.config = config or AssociationConfig()
+        self.policy = listener_policy(
+            None if accept_any_called_ae else self.ae_title,
+            window=window,
+            max_pdata_length=self.config.max_pdata_receive,
+        )
+        self.stats = ListenerStats()
+        self._reuse_port = reuse_port
+        self._buffer = buffer
+        self._low_water = buffer // 2
+        self._queue: deque[_Envelope] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._paused: set[Association] = set()
+        self._inflight = 0
+        self._idle: asyncio.Future[None] | None = None
+        self._stopping = False
+        self._closing = False
+        self._finished = False
+        self._server: Server | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._grace = 5.0
+        self._callback = callback
+        self._sync_callback: Callable[[UPSEvent], object] | None = None
+        self._async_callback: Callable[[UPSEvent], Awaitable[int | None]] | None = None
+        if callback is not None:
+            if _is_async_callable(callback):
+                self._async_callback = cast(Callable[[UPSEvent], Awaitable[int | None]], callback)
+            else:
+                self._sync_callback = callback
+        self._concurrency = max(1, concurrency)
+        self._consumers: list[asyncio.Task[None]] = []
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> EventListener:
+        """Bind and start accepting associations."""
+        if self._server is not None:
+            return self
+        self._server = await serve(
+            self.host,
+            self._requested_port,
+            self.policy,
+            self.config,
+            handlers={
+                **{uid: self._on_request for uid in EVENT_SOP_CLASSES},
+                VERIFICATION: self._on_echo,
+            },
+            on_established=self._on_established,
+            on_closed=self._on_closed,
+            reuse_port=self._reuse_port,
+        )
+        if self._async_callback is not None:
+            loop = asyncio.get_running_loop()
+            self._consumers = [
+                loop.create_task(self._consume()) for _ in range(self._concurrency)
+            ]
+        return self
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (useful after asking for port 0)."""
+        if self._server is None:
+            raise RuntimeError("listener is not started")
+        return self._server.port
+
+    @property
+    def associations(self) -> frozenset[Association]:
+        return frozenset(self._server.associations) if self._server else frozenset()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Begin a graceful stop and return at once.
+
+        No new associations; nothing more is read; what was read is still delivered
+        (the iterator keeps yielding it) and answered; then associations are released,
+        aborted if they are not closed within ``grace`` seconds. Iteration ends after
+        that; :meth:`wait_closed` waits for it.
+        """
+        if self._shutdown_task is None:
+            self._grace = grace
+            self._shutdown_task = asyncio.get_running_loop().create_task(self._shutdown())
+
+    async def wait_closed(self) -> None:
+        """Wait until a stop begun with :meth:`stop` has finished."""
+        if self._shutdown_task is not None:
+            await asyncio.shield(self._shutdown_task)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop now: events nobody will take any more get 0x0110, then release all."""
+        self.stop(grace)
+        self._stopping = True
+        if self._callback is None:
+            # The iterator's consumer has gone; what it did not take it never will.
+            self._fail_queued("listener closed before the event was taken")
+        await self.wait_closed()
+
+    def abort(self) -> None:
+        """A-ABORT every association and stop accepting, without answering anything."""
+        self._stopping = self._closing = True
+        if self._server is not None:
+            self._server.stop_accepting()
+            for association in list(self._server.associations):
+                association.abort()
+        self._finish()
+
+    async def __aenter__(self) -> EventListener:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            self.abort()
+            if self._server is not None:
+                await self._server.close(0)
+            return
+        await self.close(self._grace)
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        server = self._server
+        if server is not None:
+            server.stop_accepting()
+            for association in list(server.associations):
+                association.pause_receiving()
+        await self._wait_idle()
+        self._closing = True
+        if server is not None:
+            for association in list(server.associations):
+                association.resume_receiving()  # to read the A-RELEASE-RP
+            self._paused.clear()
+            await server.close(self._grace)
+        self._finish()
+        if self._consumers:
+            await asyncio.gather(*self._consumers, return_exceptions=True)
+
+    def _finish(self) -> None:
+        self._finished = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_idle(self) -> None:
+        while self._inflight:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
+
+    def _fail_queued(self, why: str) -> None:
+        while self._queue:
+            envelope = self._queue.popleft()
+            if not envelope.future.done():
+                envelope.future.set_result(_response(envelope.request, PROCESSING_FAILURE, why))
+
+    # -------------------------------------------------------------- associations
+
+    def _on_established(self, association: Association) -> None:
+        self.stats.associations_open += 1
+        self.stats.associations_total += 1
+        if self._stopping:
+            association.pause_receiving()
+
+    def _on_closed(self, association: Association) -> None:
+        if association.negotiated is not None:
+            self.stats.associations_open -= 1
+        self._paused.discard(association)
+
+    def _maybe_resume(self) -> None:
+        if self._paused and len(self._queue) <= self._low_water and not self._stopping:
+            for association in self._paused:
+                association.resume_receiving()
+            self._paused.clear()
+
+    # -------------------------------------------------------------- requests
+
+    def _on_echo(self, request: Request, ctx: RequestContext) -> HandlerResult:
+        if type(request) is CEchoRQ:
+            return CEchoRSP(request.message_id, SUCCESS, request.affected_sop_class_uid)
+        return failure_response(request, UNRECOGNIZED_OPERATION, "Verification: C-ECHO only")
+
+    def _on_request(self, request: Request, ctx: RequestContext) -> HandlerResult:
+        if type(request) is not NEventReportRQ:
+            return failure_response(
+                request, UNRECOGNIZED_OPERATION, "UPS Event: N-EVENT-REPORT only"
+            )
+        if request.affected_sop_class_uid not in REPORTED_SOP_CLASSES:
+            self.stats.refused += 1
+            return _response(
+                request, NO_SUCH_SOP_CLASS, f"not a UPS class: {request.affected_sop_class_uid}"
+            )
+        if request.event_type_id not in EVENT_TYPE_NAMES:
+            self.stats.refused += 1
+            return _response(
+                request, NO_SUCH_EVENT_TYPE, f"no UPS event type {request.event_type_id}"
+            )
+        if self._closing:
+            self.stats.refused += 1
+            return _response(request, PROCESSING_FAILURE, "listener is shutting down")
+        association = ctx.association
+        raw = request.dataset
+        peer = association.peer
+        event = UPSEvent(
+            request.event_type_id,
+            request.affected_sop_instance_uid,
+            request.affected_sop_class_uid,
+            association.remote_ae_title,
+            association.local_ae_title,
+            time.time(),
+            LazyDataset(raw, ctx.context.transfer_syntax) if raw else None,
+            request.message_id,
+            ctx.context.abstract_syntax,
+            (str(peer[0]), int(peer[1])) if peer else None,
+        )
+        if self._sync_callback is not None:
+            return self._call_now(self._sync_callback, event, request)
+        return self._enqueue(event, request, association)
+
+    def _call_now(
+        self, callback: Callable[[UPSEvent], object], event: UPSEvent, request: NEventReportRQ
+    ) -> HandlerResult:
+        """A plain function runs inline: it blocks the loop, which is its backpressure."""
+        try:
+            result = callback(event)
+        except Exception as exc:
+            return self._consumer_failed(request, exc)
+        if inspect.isawaitable(result):
+            # Our own task, so a peer's abort cannot cancel the consumer half-way.
+            task = asyncio.get_running_loop().create_task(
+                self._await_result(cast(Awaitable[int | None], result), request)
+            )
+            outer = asyncio.shield(task)
+            self._track(outer)
+            return outer
+        self.stats.events += 1
+        return _response(request, SUCCESS if result is None else int(cast(int, result)))
+
+    async def _await_result(
+        self, result: Awaitable[int | None], request: NEventReportRQ
+    ) -> NEventReportRSP:
+        try:
+            status = await result
+        except Exception as exc:
+            return self._consumer_failed(request, exc)
+        self.stats.events += 1
+        return _response(request, SUCCESS if status is None else int(status))
+
+    def _consumer_failed(self, request: NEventReportRQ, exc: Exception) -> NEventReportRSP:
+        self.stats.failed += 1
+        log.warning("event consumer failed on message %d: %r", request.message_id, exc)
+        return _response(request, PROCESSING_FAILURE, f"consumer failed: {exc}")
+
+    def _enqueue(
+        self, event: UPSEvent, request: NEventReportRQ, association: Association
+    ) -> Awaitable[NEventReportRSP]:
+        """Queue the event; the runtime answers when the consumer resolves the future."""
+        future: asyncio.Future[NEventReportRSP] = asyncio.get_running_loop().create_future()
+        queue = self._queue
+        queue.append(_Envelope(event, request, future, association))
+        if len(queue) >= self._buffer and association not in self._paused:
+            association.pause_receiving()
+            self._paused.add(association)
+        self._wake_one()
+        self._track(future)
+        return future
+
+    def _track(self, future: asyncio.Future[NEventReportRSP]) -> None:
+        """Count it as in flight until it settles (answered, or cancelled by a close).
+
+        The done-callback is registered before the runtime's task awaits the future,
+        so it runs just before that task writes the response, and whoever it wakes
+        (the shutdown) runs after the write.
+        """
+        self._inflight += 1
+        future.add_done_callback(self._settled)
+
+    def _settled(self, future: asyncio.Future[NEventReportRSP]) -> None:
+        if future.cancelled():
+            self.stats.dropped += 1
+        self._inflight -= 1
+        if not self._inflight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    def _wake_one(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _take(self) -> _Envelope | None:
+        """The next live queued event, waiting for one; None once the listener is done."""
+        queue = self._queue
+        while True:
+            while queue:
+                envelope = queue.popleft()
+                if self._paused:
+                    self._maybe_resume()
+                if not envelope.future.done():
+                    return envelope
+            if self._finished:
+                return None
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # pass on the wake-up this consumer will not use
+                raise
+
+    async def _consume(self) -> None:
+        callback = self._async_callback
+        assert callback is not None
+        while True:
+            envelope = await self._take()
+            if envelope is None:
+                return
+            request = envelope.request
+            try:
+                status = await callback(envelope.event)
+            except Exception as exc:
+                response = self._consumer_failed(request, exc)
+            else:
+                self.stats.events += 1
+                response = _response(request, SUCCESS if status is None else int(status))
+            if not envelope.future.done():
+                envelope.future.set_result(response)
+
+    # -------------------------------------------------------------- iteration
+
+    def __aiter__(self) -> AsyncIterator[UPSEvent]:
+        if self._callback is not None:
+            raise TypeError("a listener made with a callback cannot also be iterated")
+        return self
+
+    async def __anext__(self) -> UPSEvent:
+        envelope = await self._take()
+        if envelope is None:
+            raise StopAsyncIteration
+        # Taken: the Success response may go now (the runtime sends it on its next step).
+        envelope.future.set_result(_response(envelope.request, SUCCESS))
+        self.stats.events += 1
+        return envelope.event
+
+
+def listen(
+    address: Address,
+    ae_title: str | None = None,
+    *,
+    config: AssociationConfig | None = None,
+    buffer: int = 1000,
+    window: int = 64,
+    accept_any_called_ae: bool = False,
+    reuse_port: bool = False,
+) -> EventListener:
+    """``async with listen("ME@0.0.0.0:11113") as events: async for event in events: ...``
+
+    ``address`` is the ``-L`` form ``aet[@host]:port`` or a ``(host, port)`` pair with
+    ``ae_title``. ``buffer`` bounds the events read but not yet taken; ``window`` is the
+    asynchronous operations window offered to each sender (0 = unlimited).
+    """
+    return EventListener(
+        address,
+        ae_title,
+        config=config,
+        buffer=buffer,
+        window=window,
+        accept_any_called_ae=accept_any_called_ae,
+        reuse_port=reuse_port,
+    )
+
+
+def serve_events(
+    callback: EventCallback,
+    address: Address,
+    ae_title: str | None = None,
+    *,
+    config: AssociationConfig | None = None,
+    buffer: int = 1000,
+    window: int = 64,
+    accept_any_called_ae: bool = False,
+    reuse_port: bool = False,
+    concurrency: int = 1,
+) -> EventListener:
+    """Call ``callback(event)`` per event: ``async with serve_events(cb, "ME:11113"): ...``
+
+    A plain function runs inline in the network callback, in arrival order, and is
+    answered as soon as it returns. An ``async def`` runs in ``concurrency`` consumer
+    tasks fed by the bounded FIFO (in arrival order when ``concurrency`` is 1). The
+    return value is the status to answer with (None = Success); an exception is
+    answered with Processing Failure (0x0110).
+    """
+    return EventListener(
+        address,
+        ae_title,
+        config=config,
+        buffer=buffer,
+        window=window,
+        accept_any_called_ae=accept_any_called_ae,
+        reuse_port=reuse_port,
+        callback=callback,
+        concurrency=concurrency,
+    )
