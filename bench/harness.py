@@ -123,7 +123,8 @@ class Sizes:
     pyn_ngets: int
     assocs: int            # open + release loop (ours)
     pyn_assocs: int
-    idle_assocs: int       # memory scenario
+    idle_assocs: int       # memory scenario, our listener
+    pyn_idle_assocs: int   # pynetdicom: 2 polling threads each; 1,000 saturate 2 cores
     fit_assocs: int        # "do 10,000 fit?" (0: not attempted)
     idle_window_s: float
     ceiling: int
@@ -136,12 +137,14 @@ class Sizes:
 SIZES: dict[str, Sizes] = {
     "tiny": Sizes(reps=2, events=300, pyn_events=60, nagle_events=10, warmup=10,
                   pipelined=600, per_assoc=40, echoes=300, pyn_echoes=60, pyn_ngets=40,
-                  assocs=30, pyn_assocs=15, idle_assocs=20, fit_assocs=0, idle_window_s=0.5,
+                  assocs=30, pyn_assocs=15, idle_assocs=20, pyn_idle_assocs=20, fit_assocs=0,
+                  idle_window_s=0.5,
                   ceiling=2000, handshakes=50, codec_iterations=100, dcmtk_repeat=2000,
                   timeout_s=60),
     "normal": Sizes(reps=5, events=5000, pyn_events=1000, nagle_events=60, warmup=100,
                     pipelined=20000, per_assoc=500, echoes=5000, pyn_echoes=1000,
                     pyn_ngets=500, assocs=500, pyn_assocs=200, idle_assocs=1000,
+                    pyn_idle_assocs=200,
                     fit_assocs=10000, idle_window_s=2.0, ceiling=20000, handshakes=500,
                     codec_iterations=2000, dcmtk_repeat=20000, timeout_s=600),
 }

@@ -78,7 +78,8 @@ def _ae(title: str, max_assocs: int = 64) -> Any:
     _quiet()
     ae = AE(ae_title=title)
     ae.maximum_associations = max_assocs
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+    ae.acse_timeout = ae.dimse_timeout = 60
+    ae.network_timeout = None  # idle associations (scenario 6) must stay open; runs are bounded
     return ae
 
 

@@ -244,14 +244,24 @@ class HeldAssociations:
     def __init__(self) -> None:
         self.protos: list[RawAssociation] = []
 
-    async def open(self, host: str, port: int, count: int, parallel: int = 64) -> None:
+    async def open(
+        self, host: str, port: int, count: int, parallel: int = 4, timeout: float = 60.0
+    ) -> None:
+        """Open ``count`` associations, ``parallel`` at a time: pynetdicom's listen backlog
+        is 5, and an overflowing SYN queue turns into seconds of SYN retransmission."""
         gate = asyncio.Semaphore(parallel)
 
         async def one() -> None:
             async with gate:
-                self.protos.append(await open_association(host, port, kind="event"))
+                self.protos.append(
+                    await open_association(host, port, kind="event", timeout=timeout)
+                )
 
         await asyncio.gather(*(one() for _ in range(count)))
+
+    def alive(self) -> int:
+        """How many held associations the peer has not closed or aborted."""
+        return sum(not p.released.done() for p in self.protos)
 
     async def close(self, timeout: float = 60.0) -> None:
         protos, self.protos = self.protos, []

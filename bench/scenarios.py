@@ -329,6 +329,10 @@ def _held(ctx: Context, server: str, count: int, *, probe: bool = False) -> Any:
                     opened = srv.call("stats")
                     time.sleep(ctx.sizes.idle_window_s)  # the measurement window itself
                     idle = srv.call("stats")
+                    alive = cli.call("hold.alive")["alive"]
+                    if alive != held and not probe:
+                        raise procs.WorkerError(f"the listener closed {held - alive} of "
+                                                f"{held} idle associations")
                 finally:
                     cli.call("hold.close", timeout=timeout)
             per = max(held, 1)
@@ -363,10 +367,12 @@ def s6_memory(ctx: Context) -> list[Row]:
     gate = ctx.gate("event_listener")
     ours = measure(ctx, f"{n} idle -> our listener", MEMORY_METRICS,
                    _held(ctx, "ours_events", n), gate=gate)
-    peer = measure(ctx, f"{n} idle -> pyn listener", MEMORY_METRICS,
-                   _held(ctx, "pyn_events", n))
+    pn = sz.pyn_idle_assocs
+    peer = measure(ctx, f"{pn} idle -> pyn listener", MEMORY_METRICS,
+                   _held(ctx, "pyn_events", pn))
     out = _memory_rows("6.idle", f"{n} idle associations, one listener", ours, peer,
-                       note="opened by raw clients in one process; RSS delta / count")
+                       note=f"opened by raw clients in one process; RSS delta / count; "
+                       f"pynetdicom at {pn} (two polling threads per association)")
     fit_metrics = ("fits", "rss_mb")
     if sz.fit_assocs:
         ours = measure(ctx, f"{sz.fit_assocs} idle -> our listener", fit_metrics,

@@ -122,8 +122,11 @@ class Worker:
             return {"port": port, "loop": self.loop_kind}
         if op.startswith("hold."):
             if op == "hold.open":
-                self.run(self.held.open("127.0.0.1", p["port"], p["count"]), timeout)
+                self.run(self.held.open("127.0.0.1", p["port"], p["count"],
+                                        p.get("parallel", 4), timeout), timeout)
                 return {"held": len(self.held.protos)}
+            if op == "hold.alive":
+                return {"alive": self.held.alive()}
             self.run(self.held.close(), timeout)
             return {"held": 0}
         if op.startswith("run."):
