@@ -44,6 +44,7 @@ OPERATIONS = (
     "echo",
     "scp",
     "demo",
+    "bench",
 )
 ADDED = "[addition]"
 
@@ -98,6 +99,8 @@ operations:
   echo         Verify connectivity (C-ECHO). [addition]
   scp          Run the reference UPS SCP. [addition]
   demo         Run the seed's three workflows against a local SCP. [addition]
+  bench        Benchmark a remote AE: dcmups bench <echo|find|get|event> <aet>@<host>:<port>
+               [--ops N | --seconds T] [--assocs C] [--window W] [--json]. [addition]
 """
 
 EPILOG = """\
@@ -122,6 +125,7 @@ def _build_parser() -> _Parser:
     )
     p.add_argument("operation", nargs="?", help=argparse.SUPPRESS)
     p.add_argument("remote", nargs="?", help=argparse.SUPPRESS)
+    p.add_argument("target", nargs="?", help=argparse.SUPPRESS)
     add = p.add_argument
     add("-h", "--help", action="store_true", help="print this message")
     add("-V", "--version", action="store_true", help="print the version information and exit")
@@ -311,8 +315,18 @@ def _build_parser() -> _Parser:
         "--window",
         metavar="<n>",
         type=int,
-        default=64,
-        help=f"-L/scp: operations a peer may have outstanding at us {ADDED}",
+        default=None,
+        help=f"-L/scp: operations a peer may have outstanding at us (64); "
+        f"bench: requests in flight per association (1) {ADDED}",
+    )
+    add("--ops", metavar="<n>", type=int, help=f"bench: operations in total (1000) {ADDED}")
+    add("--seconds", metavar="<t>", type=float, help=f"bench: run for this long {ADDED}")
+    add(
+        "--assocs",
+        metavar="<n>",
+        type=int,
+        default=1,
+        help=f"bench: concurrent associations (1) {ADDED}",
     )
     add("--db", metavar="<path>", help=f"scp: SQLite database file {ADDED}")
     add(
@@ -629,12 +643,20 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     op = args.operation
     if op is None:
         if args.L:
+            if args.window is None:
+                args.window = 64
             return _run_listener(args, out)
         raise UsageError("missing <operation> (or -L to listen only)")
     if op not in OPERATIONS:
         raise UsageError(f"unknown operation {op!r}; choose from {', '.join(OPERATIONS)}")
     if op == "demo":
         return _run_demo(out)
+    if op == "bench":
+        return _run_bench(args, out)
+    if args.target is not None:
+        raise UsageError(f"unexpected argument {args.target!r}")
+    if args.window is None:
+        args.window = 64
     if op == "scp":
         return _run_scp(args, out)
     if not args.remote:
@@ -687,6 +709,46 @@ def _run_demo(out: TextIO) -> int:
     except ModuleNotFoundError:
         raise UsageError("the demo is not available in this build") from None
     return int(asyncio.run(demo.run_demo(out)))
+
+
+def _run_bench(args: argparse.Namespace, out: TextIO) -> int:
+    """``dcmups bench <operation> <aet>@<host>:<port>``: see ups.services.loadgen."""
+    from ups.services.attrpath import build_dataset
+    from ups.services.loadgen import OPERATIONS as BENCH_OPERATIONS
+    from ups.services.loadgen import BenchOptions, run_blocking
+    from ups.services.scu import SCUOptions, parse_remote
+
+    operation, remote = args.remote, args.target
+    if operation not in BENCH_OPERATIONS or not remote:
+        raise UsageError(
+            f"bench requires an operation ({', '.join(BENCH_OPERATIONS)}) and <aet>@<host>:<port>"
+        )
+    parse_remote(remote)
+    if operation == "get" and not args.iuid:
+        raise UsageError("bench get requires -iuid")
+    for name in ("ops", "assocs", "window"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    if args.seconds is not None and args.seconds <= 0:
+        raise UsageError("--seconds must be greater than 0")
+    options = scu_options(args)
+    assert isinstance(options, SCUOptions)
+    query = build_dataset(args.q, args.r) if (args.q or args.r) else None
+    bench = BenchOptions(
+        operation=operation,
+        remote=remote,
+        count=args.ops if args.ops is not None or args.seconds is None else 1000,
+        duration=args.seconds,
+        associations=args.assocs,
+        window=args.window or 1,
+        calling_ae_title=options.calling_ae_title,
+        config=options.config,
+        iuid=args.iuid,
+        query=query,
+        transfer_syntaxes=options.transfer_syntaxes,
+    )
+    return run_blocking(bench, out, as_json=args.json)
 
 
 def _run_scp(args: argparse.Namespace, out: TextIO) -> int:

@@ -324,4 +324,8 @@ def run_blocking(options: BenchOptions, out: TextIO, *, as_json: bool) -> int:
         report.elapsed = time.perf_counter() - started
     out.write((json_line(report.as_dict()) if as_json else report.render()) + "\n")
     out.flush()
-    return 0 if report.failures == 0 and report.completed > 0 else 1
+    if report.completed == 0:
+        causes = ", ".join(report.errors) or "nothing was sent"
+        print(f"dcmups: bench: no operation completed ({causes})", file=sys.stderr)
+        return 3
+    return 0 if report.failures == 0 else 1
