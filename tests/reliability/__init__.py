@@ -1,0 +1,1 @@
+"""Reliability tests: fuzzing, a stateful association model, hostile data, conformance."""
