@@ -1,9 +1,8 @@
 """Our side of every scenario, and the one place that decides whether it can run yet.
 
-While ``ups.*`` is being written, a scenario's "ours" column reports ``n/a`` with the reason
-given by :func:`unavailable`. To switch a role on: write its adapter below against the real
-API, register it in ``ADAPTERS`` and list the names it needs in ``REQUIRED``. When every
-role is on, delete ``REQUIRED`` and ``unavailable``'s import probing.
+Every role is written against the public ``ups`` API. ``unavailable`` still probes the
+names each adapter needs (``REQUIRED``), so a broken import shows as an ``n/a`` with its
+reason rather than a crashed run.
 
 Adapter contracts (all run inside a bench worker process, on the worker's event loop):
 
@@ -40,20 +39,43 @@ ROLES = (
     "codec",
 )
 
-# role -> "module:attribute" names the adapter will need (what exists in ups.* today;
-# correct them when the adapters are written).
+_LISTENER = ("ups.services.listener:serve_events",)
+_SERVER = ("ups.net.server:serve",)
+_REQUESTOR = ("ups.net.requestor:connect", "ups.net.association:Association")
+
+# role -> "module:attribute" names its adapter (in ``bench.ourstack``) needs.
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "event_listener": ("ups.net.server:serve",),
-    "event_sender": ("ups.services.loadgen:run",),
-    "echo_nget_scp": ("ups.net.server:serve",),
-    "echo_scu": ("ups.services.loadgen:run",),
-    "nget_scu": ("ups.services.loadgen:run",),
-    "open_release": ("ups.net.requestor:connect",),
-    "codec": ("ups.dimse.messages:NEventReportRQ",),
+    "event_listener": _LISTENER,
+    "event_sender": (*_REQUESTOR, "ups.dimse.messages:NEventReportRQ"),
+    "echo_nget_scp": _SERVER,
+    "echo_scu": _REQUESTOR,
+    "nget_scu": (*_REQUESTOR, "ups.dimse.messages:NGetRQ"),
+    "open_release": _REQUESTOR,
+    "codec": (
+        "ups.dimse.messages:encode_command",
+        "ups.dimse.fragment:encode_pdata",
+        "ups.dimse.fragment:Reassembler",
+        "ups.pdu.framer:Framer",
+    ),
 }
 
+ADAPTER_MODULE = "bench.ourstack"
 ADAPTERS: dict[str, Callable[..., Any]] = {}
-"""role -> adapter; fill in as the stack's API becomes available."""
+"""role -> adapter, filled from ``bench.ourstack`` on first use (so pynetdicom-only workers
+never import ``ups``)."""
+
+
+def _load() -> str | None:
+    """Import the adapters once; None, or why they cannot be imported."""
+    if ADAPTERS:
+        return None
+    try:
+        module = importlib.import_module(ADAPTER_MODULE)
+    except ImportError as exc:
+        return f"ours not available: {ADAPTER_MODULE} does not import: {exc}"
+    for role in ROLES:
+        ADAPTERS[role] = getattr(module, role)
+    return None
 
 
 def unavailable(role: str) -> str | None:
@@ -67,8 +89,11 @@ def unavailable(role: str) -> str | None:
             getattr(module, attr)
         except (ImportError, AttributeError):
             return f"ours not available yet: {target} missing"
+    reason = _load()
+    if reason is not None:
+        return reason
     if role not in ADAPTERS:
-        return f"ours not available yet: adapter '{role}' not written in bench/ours.py"
+        return f"ours not available yet: adapter '{role}' not written in {ADAPTER_MODULE}"
     return None
 
 
