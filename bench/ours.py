@@ -6,10 +6,12 @@ reason rather than a crashed run.
 
 Adapter contracts (all run inside a bench worker process, on the worker's event loop):
 
-``event_listener``  ``async (counter, window) -> (port, stop)`` — listen on 127.0.0.1:0 for
-                    N-EVENT-REPORT (UPS Event SOP Class, Implicit VR LE, async ops window
-                    ``window``), answer Success, call ``next(counter)`` per event; ``stop`` is
-                    an ``async () -> None``.
+``event_listener``  ``async (counter, window, *, port=0, reuse_port=False) -> (port, stop)``
+                    — listen on 127.0.0.1:``port`` (0: a free one) for N-EVENT-REPORT (UPS
+                    Event SOP Class, Implicit VR LE, async ops window ``window``), answer
+                    Success, call ``next(counter)`` per event; ``stop`` is an
+                    ``async () -> None``. ``reuse_port``: SO_REUSEPORT, so that several
+                    workers share one port (scenario 3, two listener processes).
 ``event_sender``    ``async (port, total, warmup, window) -> Result`` — one association,
                     UPS State Report N-EVENT-REPORTs (``bench.rawpdu.state_report_dataset``),
                     ``window`` outstanding; ``warmup`` untimed first.

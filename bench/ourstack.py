@@ -69,14 +69,21 @@ NGET_TAGS = (0x00741000, 0x00404041, 0x00741204)
 # -- servers -------------------------------------------------------------------------------------
 
 
-async def event_listener(counter: itertools.count[int], window: int) -> tuple[int, Stop]:
-    """``serve_events`` with a sync callback: Success leaves once the callback returned."""
+async def event_listener(
+    counter: itertools.count[int], window: int, *, port: int = 0, reuse_port: bool = False
+) -> tuple[int, Stop]:
+    """``serve_events`` with a sync callback: Success leaves once the callback returned.
+
+    ``reuse_port`` binds with SO_REUSEPORT so that several worker processes can share
+    ``port`` (the ``-L --workers N`` layout; scenario 3's two-worker row).
+    """
 
     def on_event(event: UPSEvent) -> None:
         next(counter)
 
     listener = serve_events(
-        on_event, (HOST, 0), "BENCH-LISTENER", window=window, accept_any_called_ae=True
+        on_event, (HOST, port), "BENCH-LISTENER", window=window, accept_any_called_ae=True,
+        reuse_port=reuse_port,
     )
     await listener.start()
 

@@ -25,6 +25,7 @@ METRIC_INFO: dict[str, tuple[str, Better]] = {
     "p50_us": ("p50 us", "lower"),
     "p99_us": ("p99 us", "lower"),
     "cpu_us": ("server CPU us/{one}", "lower"),
+    "cores": ("listener cores busy", "higher"),
 }
 REF_NA = "reference row: only the peer's figure applies"
 
@@ -204,19 +205,73 @@ def s2_window(ctx: Context) -> list[Row]:
 # -- 3. 16 concurrent associations ------------------------------------------------------------
 
 
+SPREAD_METRICS = (*EVENT_METRICS, "cores")
+
+
+def listeners(ctx: Context, *, workers: int, associations: int) -> Any:
+    """Setup: ``workers`` listener processes of ours sharing one port (SO_REUSEPORT), fed by
+    ``associations`` raw senders from one client process.
+
+    Besides the usual figures, ``cores`` is the listeners' CPU time over the wall time of
+    the client's run: 1.0 is one core saturated; with two workers up to 2.0.
+    """
+
+    def setup(stack: Stack) -> Rep:
+        timeout = ctx.sizes.timeout_s
+        reuse = workers > 1
+        servers = [_worker(stack, f"listener{i}") for i in range(workers)]
+        port = servers[0].call("serve.ours_events", timeout=timeout, reuse_port=reuse)["port"]
+        for srv in servers[1:]:
+            srv.call("serve.ours_events", timeout=timeout, reuse_port=True, port=port)
+        cli = _worker(stack, "client")
+        expected = _expected(ctx, ctx.sizes.per_assoc, associations)
+
+        def rep() -> dict[str, float]:
+            before = [srv.call("stats") for srv in servers]
+            t0 = time.monotonic()
+            result = cli.call("run.raw", timeout=timeout, port=port,
+                              **_raw(ctx, ctx.sizes.per_assoc, associations=associations))
+            wall = time.monotonic() - t0
+            after = [srv.call("stats") for srv in servers]
+            handled = sum(a["events"] - b["events"] for a, b in zip(after, before, strict=True))
+            if handled != expected:
+                raise procs.WorkerError(f"listeners answered {handled} requests, sent {expected}")
+            if result.get("bad_status"):
+                raise procs.WorkerError(f"{result['bad_status']} responses were not Success")
+            cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True))
+            return {"rate": result["rate"], "p50_us": result.get("p50_us", math.nan),
+                    "p99_us": result.get("p99_us", math.nan), "cpu_us": cpu / handled * 1e6,
+                    "cores": cpu / wall}
+
+        return rep
+
+    return setup
+
+
 @scenario("3", "16 concurrent associations into one listener process")
 def s3_concurrent(ctx: Context) -> list[Row]:
     sz = ctx.sizes
     params = _raw(ctx, sz.per_assoc, associations=16)
     expected = _expected(ctx, sz.per_assoc, 16)
+    gate = ctx.gate("event_listener")
     ours = measure(ctx, "16 x raw -> our listener", EVENT_METRICS, served(
         ctx, server="ours_events", client="raw", client_params=params, expected=expected),
-        gate=ctx.gate("event_listener"))
+        gate=gate)
     peer = measure(ctx, "16 x raw -> pyn listener", EVENT_METRICS, served(
         ctx, server="pyn_events", client="raw", client_params=params, expected=expected))
-    return rows("3.concurrent16", "16 associations, raw senders, total", ours, peer,
-                ceiling=ceiling(ctx, ctx.main_loop, event_sizes(), 16),
-                note="ceiling: one connection, 16 in flight")
+    piped = ceiling(ctx, ctx.main_loop, event_sizes(), 16)
+    out = rows("3.concurrent16", "16 associations, raw senders, total", ours, peer,
+               ceiling=piped, note="ceiling: one connection, 16 in flight")
+    # Scaling: total rate and listener cores busy as associations grow, then two workers.
+    no_peer = ours_only(SPREAD_METRICS, "ours only: scaling of our listener")
+    for workers, assocs in ((1, 1), (1, 4), (1, 16), (2, 16)):
+        what = f"{assocs} x raw -> our listener x{workers}"
+        ours = measure(ctx, what, SPREAD_METRICS,
+                       listeners(ctx, workers=workers, associations=assocs), gate=gate)
+        label = f"{assocs} assoc, {workers} listener process{'es' if workers > 1 else ''}"
+        out += rows(f"3.scale.a{assocs}.w{workers}", label, ours, no_peer, ceiling=piped,
+                    note="SO_REUSEPORT workers share the port" if workers > 1 else "")
+    return out
 
 
 # -- 4. round trips: C-ECHO, N-GET, and DCMTK ---------------------------------------------------

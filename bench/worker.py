@@ -157,8 +157,13 @@ class Worker:
             self.stops.append(server.close)
         elif kind in ("ours_events", "ours_echo_nget"):
             role = "event_listener" if kind == "ours_events" else "echo_nget_scp"
-            args = (self.counter, p.get("window", 1)) if kind == "ours_events" else (self.counter,)
-            port, astop = self.run(ours.adapter(role)(*args), timeout)
+            if kind == "ours_events":
+                coro = ours.adapter(role)(self.counter, p.get("window", 1),
+                                          port=p.get("port", 0),
+                                          reuse_port=p.get("reuse_port", False))
+            else:
+                coro = ours.adapter(role)(self.counter)
+            port, astop = self.run(coro, timeout)
             self.stops.append(lambda: self.run(astop(), 30))
         else:
             raise ValueError(f"unknown server {kind!r}")

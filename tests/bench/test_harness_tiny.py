@@ -1,7 +1,8 @@
 """CI runs the whole benchmark harness once at its tiny size, so it cannot rot.
 
 Every scenario must be present and every row's "ours" and "peer" cells must hold either a
-figure or an explicit n/a reason; any measurement error fails the run (non-zero exit).
+figure or an explicit n/a reason; any measurement error fails the run (non-zero exit). The
+core comparisons must have been measured on both sides: pynetdicom's and ours.
 """
 
 from __future__ import annotations
@@ -53,5 +54,13 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
                 "4.nget.rate", "5.open-release.rate", "6.idle.rss_kb_per_assoc",
                 "8.codec.roundtrip_us"):
         assert "median" in peer[rid], f"{rid}: {peer[rid]}"
+    # Our side is switched on: every core comparison has our figure too.
+    ours = {row["id"]: row["ours"] for s in doc["scenarios"].values() for row in s["rows"]}
+    for rid in ("1.sender.pyn-listener.rate", "1.sender.our-listener.rate", "1.listener.rate",
+                "1.listener.cpu_us", "2.window16.rate", "2.listener-window16.rate",
+                "3.concurrent16.rate", "3.scale.a16.w2.rate", "3.scale.a16.w2.cores",
+                "4.echo.rate", "4.nget.rate", "5.open-release.rate",
+                "6.idle.rss_kb_per_assoc", "8.codec.roundtrip_us"):
+        assert "median" in ours[rid], f"ours {rid}: {ours[rid]}"
     assert "median" in doc["scenarios"]["7"]["rows"][0]["ceiling"]
     assert "events/s" in proc.stdout and "ours/ceil" in proc.stdout
