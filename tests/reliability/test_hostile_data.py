@@ -326,7 +326,7 @@ async def test_requestor_honours_the_peers_max_length(announced: int) -> None:
         rsp = await asyncio.wait_for(
             association.request(NCreateRQ(1, UPS_PUSH, "1.2.3", dataset=b"\x08\x00" * 1500), 3), 5
         )
-        assert rsp.status == 0  # type: ignore[union-attr]
+        assert rsp.status == 0
         assert sizes and max(sizes) <= (announced or DEFAULT_MAX_PDATA_LENGTH)
         if announced == 8:
             assert len(sizes) > 100  # really cut into 8-byte PDUs

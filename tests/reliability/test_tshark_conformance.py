@@ -22,7 +22,7 @@ import socket
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -189,12 +189,12 @@ def tshark(path: Path, ports: list[int], *args: str) -> str:
 
 
 @pytest.fixture
-def capture(tmp_path: Path) -> AsyncIterator[Capture]:
+def capture(tmp_path: Path) -> Iterator[Capture]:
     ports = _free_ports(4)  # SCP, listener, plain server, capture probe
-    cap = Capture(tmp_path / "ups.pcapng", ports)
+    cap = Capture(tmp_path / "ups.pcap", ports)
     cap.start()
     try:
-        yield cap  # type: ignore[misc]
+        yield cap
     finally:
         cap.stop()
 
@@ -278,7 +278,7 @@ async def _fragmented_exchange(port: int) -> None:
             rsp = await association.request(
                 NCreateRQ(1, UPS_PUSH, "1.2.826.0.1.3680043.2.1125.9", dataset=data), context
             )
-            assert rsp.status == 0  # type: ignore[union-attr]
+            assert rsp.status == 0
             await association.release()
     finally:
         await server.close(grace=2.0)
