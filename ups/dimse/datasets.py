@@ -41,6 +41,10 @@ TRANSFER_SYNTAXES: Final = tuple(_SYNTAXES)
 _UNSET: Final = object()
 _UNDEFINED: Final = 0xFFFFFFFF
 
+MAX_INFLATED_LENGTH: Final = 8 * 1024 * 1024
+"""Largest data set a Deflated transfer syntax may inflate to; a deflate bomb stops here."""
+_INFLATE_STEP: Final = 1024 * 1024
+
 
 def _syntax(transfer_syntax_uid: str) -> tuple[bool, bool, bool]:
     try:
@@ -54,7 +58,7 @@ def decode_dataset(raw: bytes, transfer_syntax_uid: str) -> Dataset:
     implicit, little, deflated = _syntax(transfer_syntax_uid)
     try:
         if deflated:
-            raw = zlib.decompress(raw, -zlib.MAX_WBITS)
+            raw = _inflate(raw)
         ds = read_dataset(BytesIO(raw), implicit, little)
         _check_complete(ds, len(raw))
         # Force every element's value now, so corrupt bytes fail here, not later.
@@ -67,17 +71,48 @@ def decode_dataset(raw: bytes, transfer_syntax_uid: str) -> Dataset:
     return ds
 
 
-def _check_complete(ds: Dataset, size: int) -> None:
-    """Refuse what pydicom would silently accept: a truncated value or trailing bytes."""
-    end = 0
-    for elem in ds.values():
-        if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED:
-            return  # an undefined length ends where pydicom found its delimiter
-        got = 0 if elem.value is None else len(elem.value)
-        if got != elem.length:
-            raise DatasetError(f"element {elem.tag} is truncated ({got} of {elem.length} bytes)")
-        end = elem.value_tell + got
-    if end != size:
+def _inflate(raw: bytes) -> bytes:
+    """Raw deflate (PS3.5 A.5) with a ceiling, so a small bomb cannot take our memory.
+
+    Inflated in 1 MiB steps into one growing buffer, so the peak stays near the ceiling.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    data = raw
+    while data:
+        out += inflater.decompress(data, _INFLATE_STEP)
+        if len(out) > MAX_INFLATED_LENGTH:
+            raise DatasetError(f"deflated data set inflates past {MAX_INFLATED_LENGTH} bytes")
+        data = inflater.unconsumed_tail
+    out += inflater.flush()
+    if len(out) > MAX_INFLATED_LENGTH:
+        raise DatasetError(f"deflated data set inflates past {MAX_INFLATED_LENGTH} bytes")
+    return bytes(out)
+
+
+def _check_complete(ds: Dataset, size: int | None) -> None:
+    """Refuse what pydicom would silently accept: a truncated value or trailing bytes.
+
+    Items of sequences are checked too: an element whose length runs past its item is
+    read by pydicom as a shorter value, which PS3.5 §7.1 (exact value lengths) forbids.
+    ``size`` is the byte count the top level must fill exactly (None inside items).
+    """
+    end: int | None = 0
+    for tag in list(ds.keys()):
+        elem = ds.get_item(tag)  # still raw: its declared length is known
+        end = None
+        if isinstance(elem, RawDataElement) and elem.length != _UNDEFINED:
+            got = 0 if elem.value is None else len(elem.value)
+            if got != elem.length:
+                raise DatasetError(
+                    f"element {elem.tag} is truncated ({got} of {elem.length} bytes)"
+                )
+            end = elem.value_tell + got
+        converted = ds[tag]
+        if converted.VR == "SQ":
+            for item in converted.value:
+                _check_complete(item, None)
+    if size is not None and end is not None and end != size:
         raise DatasetError(f"{size - end} bytes after the last complete element")
 
 
