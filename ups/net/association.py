@@ -25,6 +25,7 @@ drains, so a fast sender or a peer that stops reading cannot grow our memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections import deque
@@ -77,12 +78,18 @@ from ups.pdu.negotiation import (
     evaluate_accept,
     negotiate,
 )
-from ups.pdu.pdus import AAssociateRQ
+from ups.pdu.pdus import AAssociateAC, AAssociateRJ, AAssociateRQ
 
 log = logging.getLogger("ups.net")
 
 VERIFICATION = "1.2.840.10008.1.1"
 _PENDING_STATUSES = frozenset({0xFF00, 0xFF01})
+_CANCEL = 0xFE00
+_SOP_CLASS_NOT_SUPPORTED = 0x0122
+_LINGER = 2.0
+"""Seconds a closing transport may spend flushing to a peer that does not read."""
+_UNLIMITED_BACKLOG = 256
+"""Requests answered into a stalled write buffer before reading stops (window 0)."""
 
 
 @dataclass(slots=True)
@@ -146,6 +153,7 @@ class Association(asyncio.Protocol):
         handlers: Mapping[str, Handler] | None = None,
         on_established: Callable[[Association], None] | None = None,
         on_closed: Callable[[Association], None] | None = None,
+        on_connected: Callable[[Association], None] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.config = config
@@ -154,6 +162,7 @@ class Association(asyncio.Protocol):
         self._handlers = {**DEFAULT_HANDLERS, **(handlers or {})}
         self._on_established = on_established
         self._on_closed = on_closed
+        self._on_connected = on_connected
         artim = config.request_timeout if not requestor else config.release_timeout
         self._machine = UpperLayer(
             requestor=requestor, max_pdata_length=config.max_pdata_receive, artim_timeout=artim
@@ -166,7 +175,8 @@ class Association(asyncio.Protocol):
         self._reassembler: Reassembler | None = None
         self._send_limit = config.max_pdata_send
         self._pending: dict[int, _Pending] = {}
-        self._window: asyncio.Semaphore | None = None
+        self._slots: int | None = None  # free window slots; None = unlimited
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._next_id = 0
         self._performing: dict[int, RequestContext] = {}
         self._perform_limit = 1
@@ -176,6 +186,7 @@ class Association(asyncio.Protocol):
         self._failure: NetError | None = None
         self._read_pauses: set[str] = set()
         self._write_paused = False
+        self._backlog = 0  # requests received while our writes to the peer are paused
         self._drain: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
@@ -184,7 +195,8 @@ class Association(asyncio.Protocol):
         self._partial_since: float | None = None
         self._last_activity = self._loop.time()
         self._reaper_due: float | None = None
-        self._close_scheduled = False
+        self._close_at: float | None = None
+        self._kill_at: float | None = None
         self.peer: tuple[Any, ...] | None = None
 
     # ================================================================== public API
@@ -260,7 +272,9 @@ class Association(asyncio.Protocol):
         """A-RELEASE: wait for the peer's A-RELEASE-RP (``release_timeout``), else abort."""
         if self.closed.done():
             return
-        if self._machine.state is State.STA6:
+        if self.negotiated is None:
+            self.abort()  # nothing to release yet
+        elif self._machine.state is State.STA6:
             now = self._loop.time()
             self._machine.release(now)
             self._set_phase(now + self.config.release_timeout, "A-RELEASE-RP")
@@ -295,6 +309,8 @@ class Association(asyncio.Protocol):
             except OSError as exc:  # pragma: no cover - platform specific
                 log.debug("socket option not set: %s", exc)
         self._transport.set_write_buffer_limits(high=self.config.write_buffer_limit)
+        if self._on_connected is not None:
+            self._on_connected(self)
         now = self._loop.time()
         self._last_activity = now
         if self.requestor:
@@ -307,17 +323,24 @@ class Association(asyncio.Protocol):
         self._last_activity = now
         machine = self._machine
         machine.receive_data(data, now)
+        events = machine.events()
+        for event in events:
+            self._on_event(event)
+        # One flush for what the machine answered (A-ABORT, A-RELEASE-RP, A-ASSOCIATE-RJ)
+        # and anything the events queued; DIMSE responses were already written in order.
         out = machine.data_to_send()
         if out and self._transport is not None:
             self._transport.write(out)
-        for event in machine.events():
-            self._on_event(event)
         if machine.close_transport:
             self._close_transport()
         elif machine.state is State.STA13:
             self._schedule_close()
+        deadline = machine.next_deadline()
+        if deadline is not None:
+            self._arm(deadline)
         if machine._framer.has_partial_pdu:  # noqa: SLF001 - the core's own framer
-            if self._partial_since is None:
+            # A PDU started in this read if an earlier one completed (or none was pending).
+            if self._partial_since is None or events:
                 self._partial_since = now
                 self._arm(now + self.config.pdu_timeout)
         else:
@@ -341,11 +364,14 @@ class Association(asyncio.Protocol):
         self._finish()
 
     def pause_writing(self) -> None:
+        # Reading goes on: stopping it here could deadlock two peers that both write.
+        # Our own requests wait for the drain (``_send_request``) and handler streams
+        # too; a peer that piles up requests beyond its window is paused in ``_on_request``.
         self._write_paused = True
-        self._pause_reading("write")
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._backlog = 0
         self._resume_reading("write")
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
@@ -364,6 +390,7 @@ class Association(asyncio.Protocol):
         self._flush()
         for event in self._machine.events():
             self._on_event(event)
+        self._flush()
         if self._machine.close_transport:
             self._close_transport()
         elif self._machine.state is State.STA13:
@@ -405,6 +432,9 @@ class Association(asyncio.Protocol):
             if event.from_peer:
                 text = f"association aborted by {self.remote_ae_title or 'the peer'}"
                 text += f": source {int(event.source)}, reason {int(event.reason)}"
+            elif self.negotiated is None:
+                where = f" by {self.peer[0]}:{self.peer[1]}" if self.peer else ""
+                text = f"connection closed{where} before the association was established"
             else:
                 text = f"association aborted{detail}"
             log.info("%s abort%s", who, detail)
@@ -417,16 +447,29 @@ class Association(asyncio.Protocol):
         answer, negotiated = negotiate(rq, self._policy)
         now = self._loop.time()
         if negotiated is None:
+            assert isinstance(answer, AAssociateRJ)
+            words = describe_reject(answer.result, answer.source, answer.reason)
             log.info(
                 "rejected association from %s to %s: %s",
                 rq.calling_ae_title,
                 rq.called_ae_title,
-                answer,
+                words,
             )
-            self._machine.reject(answer, now)  # type: ignore[arg-type]
-            self._failure = AssociationRejected("association rejected", 0, 0, 0)
+            self._machine.reject(answer, now)
+            self._flush()
+            self._rearm_from_machine()
+            if self._failure is None:
+                self._failure = AssociationRejected(
+                    f"association rejected: {words}",
+                    int(answer.result),
+                    int(answer.source),
+                    answer.reason,
+                )
             return
-        self._machine.accept(answer, now)  # type: ignore[arg-type]
+        assert isinstance(answer, AAssociateAC)
+        # Received P-DATA-TF are bounded by what we announced, which the policy decides.
+        self._machine._framer.set_max_pdata_length(negotiated.local_max_pdata_length)  # noqa: SLF001
+        self._machine.accept(answer, now)
         self._flush()
         self._setup(negotiated)
 
@@ -437,7 +480,7 @@ class Association(asyncio.Protocol):
         ours = self.config.max_pdata_send
         self._send_limit = min(x for x in (peer_max, ours) if x) if (peer_max or ours) else 0
         window = negotiated.max_ops_local_invokes
-        self._window = asyncio.Semaphore(window) if window else None
+        self._slots = window if window else None
         self._perform_limit = negotiated.max_ops_remote_invokes
         if not self.established.done():
             self.established.set_result(negotiated)
@@ -491,8 +534,7 @@ class Association(asyncio.Protocol):
                     pending.ready.set_result(None)
             return
         del self._pending[message_id]
-        if self._window is not None:
-            self._window.release()
+        self._release_slot()
         if pending.stream is not None:
             pending.stream.append(response)
             if pending.ready is not None and not pending.ready.done():
@@ -506,13 +548,22 @@ class Association(asyncio.Protocol):
             if target is not None:
                 target.cancelled = True
             return
+        if self._write_paused:
+            # Our answers to this peer are backing up. A peer within its window has at
+            # most ``_perform_limit`` requests outstanding; beyond that, stop reading.
+            self._backlog += 1
+            if self._backlog > (self._perform_limit or _UNLIMITED_BACKLOG):
+                self._pause_reading("write")
         assert self.negotiated is not None
         context = self.negotiated.contexts[context_id]
         ctx = RequestContext(self, context)
         handler = self._handlers.get(context.abstract_syntax)
         if handler is None:
             self._send_message(
-                failure_response(request, 0x0211, "no service for this SOP class"), context_id
+                failure_response(
+                    request, _SOP_CLASS_NOT_SUPPORTED, "no service for this SOP class"
+                ),
+                context_id,
             )
             return
         try:
@@ -538,9 +589,11 @@ class Association(asyncio.Protocol):
     ) -> None:
         message_id = getattr(request, "message_id", 0)
         self._performing[message_id] = ctx
-        if self._perform_limit and len(self._performing) >= self._perform_limit:
+        # Reading goes on while the peer stays within its window, so that a C-CANCEL-RQ,
+        # an A-RELEASE-RQ or an A-ABORT still gets through; beyond the window, stop.
+        if self._perform_limit and len(self._performing) > self._perform_limit:
             self._pause_reading("window")
-        task = self._loop.create_task(self._run_handler(request, context_id, message_id, responses))
+        task = self._loop.create_task(self._run_handler(request, context_id, ctx, responses))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -548,12 +601,17 @@ class Association(asyncio.Protocol):
         self,
         request: Request,
         context_id: int,
-        message_id: int,
+        ctx: RequestContext,
         responses: AsyncIterator[Response],
     ) -> None:
+        message_id = getattr(request, "message_id", 0)
         try:
             async for response in responses:
-                if not self.is_established and self._machine.state is not State.STA8:
+                if self._failure is not None:
+                    break
+                if ctx.cancelled and getattr(response, "status", 0) in _PENDING_STATUSES:
+                    # The peer cancelled (PS3.7 §9.3.2.3): the final response says so.
+                    self._send_message(failure_response(request, _CANCEL), context_id)
                     break
                 self._send_message(response, context_id)
                 if self._write_paused:
@@ -562,11 +620,16 @@ class Association(asyncio.Protocol):
             raise
         except Exception as exc:
             log.exception("handler for %s failed", _name(request))
-            if self.is_established:
+            if self._failure is None:
                 self._send_message(failure_response(request, 0x0110, str(exc)[:64]), context_id)
         finally:
-            self._performing.pop(message_id, None)
-            if not self._perform_limit or len(self._performing) < self._perform_limit:
+            aclose = getattr(responses, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            if self._performing.get(message_id) is ctx:
+                del self._performing[message_id]
+            if not self._perform_limit or len(self._performing) <= self._perform_limit:
                 self._resume_reading("window")
             if self._release_after_performing and not self._performing:
                 self._release_after_performing = False
@@ -596,16 +659,16 @@ class Association(asyncio.Protocol):
         message_id = request.message_id  # type: ignore[union-attr]
         if message_id in self._pending:
             raise NetError(f"message ID {message_id} is already outstanding")
-        if self._window is not None:
-            await self._window.acquire()
+        await self._acquire_slot()
         try:
             self._require_established()
             if self._write_paused:
                 await self._wait_drain()
                 self._require_established()
+            if message_id in self._pending:
+                raise NetError(f"message ID {message_id} is already outstanding")
         except BaseException:
-            if self._window is not None:
-                self._window.release()
+            self._release_slot()
             raise
         now = self._loop.time()
         pending = _Pending(request, self._loop.create_future(), now)
@@ -629,6 +692,36 @@ class Association(asyncio.Protocol):
         )
         self._machine.send_pdata(encoded)
         self._flush()
+
+    async def _acquire_slot(self) -> None:
+        """Take a place in the Asynchronous Operations Window, waiting for one if full."""
+        if self._slots is None:
+            return
+        if self._slots > 0 and not self._slot_waiters:
+            self._slots -= 1
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter  # a finishing request hands its slot over directly
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release_slot()  # handed a slot, then cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._slot_waiters.remove(waiter)
+            raise
+
+    def _release_slot(self) -> None:
+        if self._slots is None:
+            return
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._slots += 1
 
     async def _wait_drain(self) -> None:
         if self._drain is None:
@@ -685,19 +778,35 @@ class Association(asyncio.Protocol):
             if pending.ready is not None and not pending.ready.done():
                 pending.ready.set_result(None)
         self._pending.clear()
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(failure)
+                waiter.exception()
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
 
     def _schedule_close(self) -> None:
-        if self._close_scheduled or self._transport is None:
+        """Close after ``so_close_delay`` (time for a sent A-ABORT to leave), on our timer."""
+        if self._close_at is not None or self._transport is None:
             return
-        self._close_scheduled = True
-        self._loop.call_later(self.config.so_close_delay, self._close_transport)
+        self._close_at = self._loop.time() + self.config.so_close_delay
+        self._arm(self._close_at)
 
     def _close_transport(self) -> None:
+        """Close, flushing what is buffered; a peer that will not read it gets a reset.
+
+        ``transport.close()`` waits for the write buffer to drain, which never happens
+        when the peer has stopped reading; ``_LINGER`` later the timer aborts it.
+        """
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if transport is None:
+            return
+        if not transport.is_closing():
             transport.close()
+        if self._kill_at is None and transport.get_write_buffer_size():
+            self._kill_at = self._loop.time() + _LINGER
+            self._arm(self._kill_at)
 
     def _finish(self) -> None:
         if self._timer is not None:
@@ -762,6 +871,17 @@ class Association(asyncio.Protocol):
         if self.closed.done():
             return
         deadlines: list[float] = []
+        if self._kill_at is not None:
+            if self._kill_at <= now:
+                if self._transport is not None:
+                    self._transport.abort()
+                return
+            deadlines.append(self._kill_at)
+        if self._close_at is not None:
+            if self._close_at <= now:
+                self._close_transport()
+            else:
+                deadlines.append(self._close_at)
         machine_deadline = self._machine.next_deadline()
         if machine_deadline is not None:
             if machine_deadline <= now:
@@ -781,12 +901,15 @@ class Association(asyncio.Protocol):
                 self._abort(NetTimeout("a PDU did not arrive in full within the time limit"))
                 return
             deadlines.append(due)
-        if self.config.idle_timeout is not None and self.negotiated is not None:
-            due = self._last_activity + self.config.idle_timeout
-            if due <= now and not self._pending and not self._performing:
-                self._abort(NetTimeout("association idle for too long"))
-                return
-            deadlines.append(max(due, now + 0.001))
+        idle = self.config.idle_timeout
+        if idle is not None and self.negotiated is not None:
+            due = self._last_activity + idle
+            if due <= now:
+                if not self._pending and not self._performing:
+                    self._abort(NetTimeout(f"association idle for {idle:g} s (-idleTO)"))
+                    return
+                due = now + idle  # busy, not idle: look again later (no polling)
+            deadlines.append(due)
         if self._reaper_due is not None:
             if self._reaper_due <= now:
                 self._reaper_due = None

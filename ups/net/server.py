@@ -40,16 +40,17 @@ class Server:
         self._server: asyncio.Server | None = None
 
     def _make(self) -> Association:
-        association = Association(
+        # Tracked from connection_made on: with TLS a connection whose handshake fails
+        # never reaches the protocol, so it is never counted and never waited for.
+        return Association(
             self.config,
             requestor=False,
             policy=self.policy,
             handlers=self._handlers,
             on_established=self._on_established,
             on_closed=self._closed,
+            on_connected=self.associations.add,
         )
-        self.associations.add(association)
-        return association
 
     def _closed(self, association: Association) -> None:
         self.associations.discard(association)
@@ -89,21 +90,23 @@ class Server:
             self._server.close()
 
     async def close(self, grace: float = 5.0) -> None:
-        """Stop accepting, release what is open, abort what does not finish in ``grace``."""
+        """Stop accepting, release what is open, abort what does not finish in ``grace``.
+
+        Returns once every association is closed; no task is left behind.
+        """
         self.stop_accepting()
         live = list(self.associations)
-        releases = [asyncio.ensure_future(a.release()) for a in live if a.is_established]
-        for association in live:
-            if not association.is_established:
-                association.abort()
-        if live:
-            done, _ = await asyncio.wait(
-                [asyncio.ensure_future(a.wait_closed()) for a in live], timeout=grace
-            )
-            for association in list(self.associations):
-                association.abort()
-            await asyncio.gather(*releases, return_exceptions=True)
-            await asyncio.gather(*(a.wait_closed() for a in live), return_exceptions=True)
+        tasks = [asyncio.ensure_future(_end(a)) for a in live]
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=grace)
+                for association in live:
+                    if not association.closed.done():
+                        association.abort()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for task in tasks:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -112,6 +115,14 @@ class Server:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _end(association: Association) -> None:
+    if association.is_established:
+        await association.release()
+    else:
+        association.abort()
+        await association.wait_closed()
 
 
 async def serve(
