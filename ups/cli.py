@@ -453,7 +453,17 @@ def listen_address(args: argparse.Namespace) -> tuple[str, str, int]:
 
 
 def calling_ae_title(args: argparse.Namespace) -> str:
-    """-L's AE title, else -aet, else -device (the seed's order)."""
+    """-L's AE title, else -aet, else -device (the seed's order); each must be a valid AE."""
+    from ups.pdu.codec import check_ae_title
+    from ups.pdu.errors import PDUError
+
+    for option in ("aet", "device"):
+        value = getattr(args, option)
+        if value is not None:
+            try:
+                check_ae_title(value, f"-{option}")
+            except PDUError as exc:
+                raise UsageError(str(exc)) from None
     if args.L:
         aet = listen_address(args)[0]
         if aet:

@@ -436,11 +436,6 @@ def test_socket_buffers(scp: PynetdicomUPSSCP, socket_options: list[dict[str, in
     assert tuned["rcvbuf"] in (48 * 1024, 2 * 48 * 1024)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ups.net: asyncio turns TCP_NODELAY on for every TCP transport, and "
-    "Association.connection_made only ever sets it, never clears it for -tcpdelay",
-)
 def test_tcpdelay_clears_tcp_nodelay(
     scp: PynetdicomUPSSCP, socket_options: list[dict[str, int]]
 ) -> None:

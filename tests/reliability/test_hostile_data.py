@@ -108,13 +108,6 @@ def test_no_path_or_command_is_built_from_peer_data() -> None:
 
 
 @pytest.mark.parametrize("title", ["é", "X" * 17])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ups/net/requestor.py: an AE title that cannot be encoded (non-ASCII, over 16 "
-    "bytes) is not checked by build_request/connect; encode_pdu raises inside "
-    "Association.connection_made, nothing is sent and connect() ends in a misleading "
-    "NetTimeout 'no A-ASSOCIATE-AC' after -acceptTO",
-)
 async def test_unencodable_ae_title_is_refused_before_connecting(title: str) -> None:
     server = await serve("127.0.0.1", 0, POLICY, CONFIG)
     config = replace(CONFIG, accept_timeout=1.0)
@@ -331,12 +324,6 @@ async def test_requestor_honours_the_peers_max_length(announced: int) -> None:
 
 
 @pytest.mark.parametrize("announced", [1, 7])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ups/net/association.py: a peer announcing Maximum Length Received 1 or 7 is "
-    "accepted; the first request raises EncodeError but stays in _pending holding its window "
-    "slot, so the next request hangs until -rspTO aborts with a misleading timeout",
-)
 async def test_requestor_refuses_a_peer_max_length_too_small(announced: int) -> None:
     try:
         association, server, _ = await _open(announced)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from ups.dimse.errors import DimseError, FragmentError
-from ups.dimse.fragment import Reassembler, RejectedMessage, encode_pdata
+from ups.dimse.fragment import MIN_PDATA_LENGTH, Reassembler, RejectedMessage, encode_pdata
 from ups.dimse.messages import (
     MESSAGE_TYPES,
     CCancelRQ,
@@ -108,7 +108,8 @@ Handler = Callable[[Request, RequestContext], HandlerResult]
 
 
 def _echo(request: Request, ctx: RequestContext) -> Response:
-    assert isinstance(request, CEchoRQ)
+    if not isinstance(request, CEchoRQ):
+        return failure_response(request, 0x0211, "Verification serves C-ECHO only")
     return CEchoRSP(request.message_id, 0x0000, request.affected_sop_class_uid)
 
 
@@ -300,8 +301,10 @@ class Association(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
-                if self.config.tcp_nodelay and sock.family in (socket.AF_INET, socket.AF_INET6):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    # asyncio turns Nagle off by itself; -tcpdelay must turn it back on.
+                    nodelay = 1 if self.config.tcp_nodelay else 0
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)
                 if self.config.so_sndbuf:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.so_sndbuf)
                 if self.config.so_rcvbuf:
@@ -338,7 +341,7 @@ class Association(asyncio.Protocol):
         deadline = machine.next_deadline()
         if deadline is not None:
             self._arm(deadline)
-        if machine._framer.has_partial_pdu:  # noqa: SLF001 - the core's own framer
+        if machine.has_partial_pdu:
             # A PDU started in this read if an earlier one completed (or none was pending).
             if self._partial_since is None or events:
                 self._partial_since = now
@@ -468,15 +471,27 @@ class Association(asyncio.Protocol):
             return
         assert isinstance(answer, AAssociateAC)
         # Received P-DATA-TF are bounded by what we announced, which the policy decides.
-        self._machine._framer.set_max_pdata_length(negotiated.local_max_pdata_length)  # noqa: SLF001
+        self._machine.set_max_pdata_length(negotiated.local_max_pdata_length)
         self._machine.accept(answer, now)
         self._flush()
         self._setup(negotiated)
 
     def _setup(self, negotiated: Negotiated) -> None:
-        self.negotiated = negotiated
-        self._reassembler = Reassembler(negotiated.contexts)
         peer_max = negotiated.remote_max_pdata_length
+        if 0 < peer_max < MIN_PDATA_LENGTH:
+            # No PDV with an even fragment fits: nothing could ever be sent (PS3.8 D.1).
+            self._abort(
+                AssociationAborted(
+                    f"{negotiated.remote_ae_title} announced a Maximum Length Received of "
+                    f"{peer_max}, below the {MIN_PDATA_LENGTH} bytes one PDV needs"
+                ),
+                AbortReason.INVALID_PDU_PARAMETER_VALUE,
+            )
+            return
+        self.negotiated = negotiated
+        self._reassembler = Reassembler(
+            negotiated.contexts, max_dataset_length=self.config.max_dataset_length
+        )
         ours = self.config.max_pdata_send
         self._send_limit = min(x for x in (peer_max, ours) if x) if (peer_max or ours) else 0
         window = negotiated.max_ops_local_invokes
@@ -755,6 +770,8 @@ class Association(asyncio.Protocol):
     def _abort(self, cause: NetError, reason: AbortReason | None = None) -> None:
         self._record_failure(cause)
         state = self._machine.state
+        if state is State.STA13 and self._close_at is not None:
+            return  # already aborting: the A-ABORT leaves within -soclosedelay
         if state in (State.STA1, State.STA13):
             self._close_transport()
             return

@@ -47,6 +47,8 @@ class AssociationConfig:
     """-rcvpdulen: the Maximum Length Received we announce (0 = unlimited)."""
     max_pdata_send: int = DEFAULT_PDU_LENGTH
     """-sndpdulen: our own cap on P-DATA-TF we send, below the peer's limit."""
+    max_dataset_length: int = 64 * 1024 * 1024
+    """Largest data set we reassemble from a peer; a peer that never ends one is cut off."""
     pack_pdv: bool = True
     """False is -pdv1: one PDV per P-DATA-TF."""
     max_ops_invoked: int = 1

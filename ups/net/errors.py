@@ -46,3 +46,7 @@ class TLSConfigError(NetError):
 
 class NoPresentationContext(NetError):
     """No accepted presentation context can carry the requested SOP class."""
+
+
+class InvalidRequest(NetError):
+    """The association request cannot be built (e.g. an AE title PS3.5 does not allow)."""

@@ -7,14 +7,17 @@ TLS handshake, ``accept_timeout`` from the A-ASSOCIATE-RQ to the AC/RJ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Mapping, Sequence
 
 import ups
 from ups.net.association import Association, Handler
 from ups.net.config import AssociationConfig
-from ups.net.errors import ConnectFailed, NetError, NetTimeout
+from ups.net.errors import ConnectFailed, InvalidRequest, NetTimeout
 from ups.net.tls import client_context
+from ups.pdu.codec import check_ae_title
+from ups.pdu.errors import PDUError
 from ups.pdu.items import (
     AsyncOpsWindow,
     PresentationContextRQ,
@@ -45,7 +48,15 @@ def build_request(
     than the default of one operation each way.
     """
     if len(contexts) > 128:
-        raise NetError("at most 128 presentation contexts fit in one association")
+        raise InvalidRequest("at most 128 presentation contexts fit in one association")
+    for title, what in (
+        (called_ae_title, "called AE title"),
+        (calling_ae_title, "calling AE title"),
+    ):
+        try:
+            check_ae_title(title, what)
+        except PDUError as exc:
+            raise InvalidRequest(str(exc)) from None
     window = None
     if (config.max_ops_invoked, config.max_ops_performed) != (1, 1):
         window = AsyncOpsWindow(config.max_ops_invoked, config.max_ops_performed)
@@ -110,7 +121,14 @@ async def connect(
         raise ConnectFailed(f"cannot connect to {where}: {reason}") from None
     try:
         await association.established
-    except asyncio.CancelledError:
+    except BaseException:
+        # Leave nothing open: a failed or cancelled request still closes its socket.
         association.abort()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(association.wait_closed(), _CLOSE_WAIT)
         raise
     return association
+
+
+_CLOSE_WAIT = 5.0
+"""Bound on waiting for a failed association's socket to close (linger included)."""

@@ -120,6 +120,17 @@ def _u16_field(buf: memoryview, offset: int, what: str) -> tuple[bytes, int]:
     return bytes(buf[offset : offset + length]), offset + length
 
 
+def check_ae_title(title: str, what: str = "AE title") -> None:
+    """PS3.5 Table 6.2-1 (AE): 1-16 characters of the default repertoire, no backslash or
+    control character, not only spaces; raises ``InvalidParameter`` naming the fault."""
+    if not title.strip(" "):
+        raise InvalidParameter(f"{what} {title!r} is empty")
+    if len(title) > AE_TITLE_LENGTH:
+        raise InvalidParameter(f"{what} {title!r} is longer than 16 characters")
+    if not title.isascii() or not title.isprintable() or "\\" in title:
+        raise InvalidParameter(f"{what} {title!r} has a character AE titles may not contain")
+
+
 def _encode_ae(title: str) -> bytes:
     raw = title.encode("ascii")
     if len(raw) > AE_TITLE_LENGTH:

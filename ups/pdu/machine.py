@@ -168,6 +168,15 @@ class UpperLayer:
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
 
+    @property
+    def has_partial_pdu(self) -> bool:
+        """Some bytes of an incomplete PDU are buffered (the adapter's slow-peer guard)."""
+        return self._framer.has_partial_pdu
+
+    def set_max_pdata_length(self, max_pdata_length: int) -> None:
+        """The acceptor announces its limit only in the A-ASSOCIATE-AC; apply it then."""
+        self._framer.set_max_pdata_length(max_pdata_length)
+
     def next_deadline(self) -> float | None:
         """When ARTIM expires (call ``handle_timer`` then), or None if it is not running."""
         return self._deadline
