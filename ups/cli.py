@@ -337,6 +337,20 @@ def _build_parser() -> _Parser:
         help=f"scp: a remote AE that receives events (repeatable) {ADDED}",
     )
     add("--ae-config", metavar="<file>", help=f"scp: file of remote AEs {ADDED}")
+    add(
+        "--accept-aet",
+        metavar="<aet>",
+        action="append",
+        default=[],
+        help=f"-L/scp: accept only this calling AE title (repeatable; others are "
+        f"rejected 1/1/3) {ADDED}",
+    )
+    add(
+        "--users",
+        metavar="<file>",
+        help=f"-L/scp: require a user identity listed in <file>, one 'user:passcode' or "
+        f"'user' a line (others are rejected 1/1/1) {ADDED}",
+    )
     return p
 
 
@@ -711,14 +725,10 @@ def _run_listener(
 
 
 def _run_demo(out: TextIO) -> int:
-    """``dcmups demo``, when this build has the demo module."""
-    import importlib
+    """``dcmups demo``: the seed's three workflows against a local SCP and listener."""
+    from ups.services.demo import run_demo
 
-    try:
-        demo = importlib.import_module("ups.services.demo")
-    except ModuleNotFoundError:
-        raise UsageError("the demo is not available in this build") from None
-    return int(asyncio.run(demo.run_demo(out)))
+    return int(asyncio.run(run_demo(out)))
 
 
 def _run_bench(args: argparse.Namespace, out: TextIO) -> int:

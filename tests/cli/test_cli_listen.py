@@ -117,12 +117,3 @@ def test_scp_command_serves_create_and_find(tmp_path: Path) -> None:
 def test_scp_requires_address_and_db(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     assert main(argv, out=StringIO()) == 2
     assert "scp requires" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("ups.services.demo") is not None,
-    reason="the demo module exists; its own tests cover it",
-)
-def test_demo_missing_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"], out=StringIO()) == 2
-    assert "demo" in capsys.readouterr().err
