@@ -6,7 +6,6 @@ subprocess, wait for the line it prints once ready, and stop it with SIGTERM.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import signal
 import socket
