@@ -47,9 +47,11 @@ from pydicom.dataset import Dataset
 
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
+from ups.pdu.negotiation import IdentityVerifier
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener, parse_listen_address, serve_events
 from ups.services.output import json_line, to_json_model
+from ups.services.scpconfig import ConfigError, calling_ae_set, load_users
 
 __all__ = [
     "ListenerOptions",
@@ -95,6 +97,10 @@ class ListenerOptions:
     lock_fd: int | None = None
     lifeline_fd: int | None = None
     ready_fd: int | None = None
+    calling_ae_titles: frozenset[str] | None = None
+    """Accepted calling AE titles (``--accept-aet``); None accepts any."""
+    verify_identity: IdentityVerifier | None = None
+    """User Identity check (``--users``); None accepts any."""
 
 
 # ------------------------------------------------------------------------ formatting
@@ -335,6 +341,8 @@ async def run_listener(
         window=opts.window,
         accept_any_called_ae=opts.accept_any_called_ae,
         reuse_port=opts.reuse_port,
+        calling_ae_titles=opts.calling_ae_titles,
+        verify_identity=opts.verify_identity,
     )
     try:
         await listener.start()
@@ -583,7 +591,8 @@ def run_from_cli(
     """
     try:
         aet, host, port = parse_listen_address(args.L)
-    except ValueError as exc:
+        calling, verifier = access_from_args(args)
+    except (ValueError, ConfigError) as exc:
         print(f"dcmups: {exc}", file=sys.stderr)
         return 64
     output: OutputMode = (
@@ -615,8 +624,19 @@ def run_from_cli(
         config=config,
         after_start=after_start if then is not None else None,
         before_stop=before_stop if then is not None else None,
+        calling_ae_titles=calling,
+        verify_identity=verifier,
     )
     return run_workers(int(getattr(args, "workers", 1) or 1), opts, out)
+
+
+def access_from_args(
+    args: argparse.Namespace,
+) -> tuple[frozenset[str] | None, IdentityVerifier | None]:
+    """``--accept-aet`` (repeatable) and ``--users FILE`` as policy settings."""
+    calling = calling_ae_set(getattr(args, "accept_aet", None))
+    users = getattr(args, "users", None)
+    return calling, load_users(users) if users else None
 
 
 async def _unsubscribe(args: argparse.Namespace, aet: str, config: AssociationConfig) -> int:
@@ -641,10 +661,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stats-interval", type=float, default=10.0)
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--any-called-ae", action="store_true")
+    parser.add_argument("--accept-aet", action="append", default=[], metavar="AET")
+    parser.add_argument("--users", metavar="FILE")
     args = parser.parse_args(argv)
     try:
         aet, host, port = parse_listen_address(args.L)
-    except ValueError as exc:
+        calling, verifier = access_from_args(args)
+    except (ValueError, ConfigError) as exc:
         parser.error(str(exc))
     output: OutputMode = "quiet" if args.quiet else "json" if args.json else "text"
     opts = ListenerOptions(
@@ -657,6 +680,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         accept_any_called_ae=args.any_called_ae,
         grace=args.grace,
         stats_interval=args.stats_interval,
+        calling_ae_titles=calling,
+        verify_identity=verifier,
     )
     return run_workers(args.workers, opts)
 

@@ -13,7 +13,9 @@ Event SCP) and fails unless that role comes back, so the policy grants the reque
 the SCP role; pynetdicom proposes no roles and gets none back. The asynchronous
 operations window (PS3.7 D.3.3.3) lets a sender have ``window`` reports outstanding.
 The called AE title must be ours unless ``accept_any_called_ae`` (PS3.8 Table 9-21
-reason 7 otherwise).
+reason 7 otherwise). ``calling_ae_titles`` limits who may connect (reason 3
+otherwise) and ``verify_identity`` checks the User Identity sub-item (PS3.7
+D.3.3.7; refused with 1/1/1).
 
 The delivery guarantee, which shapes everything here: an N-EVENT-REPORT-RSP with
 Success leaves only after the consumer has taken the event — when the iterator's
@@ -38,7 +40,7 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, cast
@@ -50,7 +52,7 @@ from ups.net.association import Association, HandlerResult, RequestContext
 from ups.net.config import AssociationConfig
 from ups.net.responses import failure_response
 from ups.net.server import Server, serve
-from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
+from ups.pdu.negotiation import AcceptorPolicy, IdentityVerifier, SyntaxSupport
 from ups.services.events import (
     EVENT_SOP_CLASSES,
     EVENT_TYPE_NAMES,
@@ -141,8 +143,13 @@ def listener_policy(
     window: int = 64,
     max_pdata_length: int = 16 * 1024,
     transfer_syntaxes: tuple[str, ...] = TRANSFER_SYNTAXES,
+    calling_ae_titles: Iterable[str] | None = None,
+    verify_identity: IdentityVerifier | None = None,
 ) -> AcceptorPolicy:
-    """What the listener negotiates; ``ae_title=None`` accepts any called AE title."""
+    """What the listener negotiates; ``ae_title=None`` accepts any called AE title.
+
+    ``calling_ae_titles`` None (or empty) accepts any calling AE title.
+    """
     event = SyntaxSupport(transfer_syntaxes, requestor_scu=True, requestor_scp=True)
     supported = {uid: event for uid in EVENT_SOP_CLASSES}
     supported[VERIFICATION] = SyntaxSupport(transfer_syntaxes)
@@ -152,8 +159,10 @@ def listener_policy(
         max_pdata_length=max_pdata_length,
         implementation_class_uid=ups.IMPLEMENTATION_CLASS_UID,
         implementation_version_name=ups.IMPLEMENTATION_VERSION_NAME,
+        calling_ae_titles=frozenset(calling_ae_titles) if calling_ae_titles else None,
         max_ops_invoked=1,
         max_ops_performed=window,
+        verify_identity=verify_identity,
     )
 
 
@@ -229,6 +238,8 @@ class EventListener:
         reuse_port: bool = False,
         callback: EventCallback | None = None,
         concurrency: int = 1,
+        calling_ae_titles: Iterable[str] | None = None,
+        verify_identity: IdentityVerifier | None = None,
     ) -> None:
         if buffer < 1:
             raise ValueError("buffer must be at least 1")
@@ -240,6 +251,8 @@ class EventListener:
             None if accept_any_called_ae else self.ae_title,
             window=window,
             max_pdata_length=self.config.max_pdata_receive,
+            calling_ae_titles=calling_ae_titles,
+            verify_identity=verify_identity,
         )
         self.stats = ListenerStats()
         self._reuse_port = reuse_port
@@ -600,12 +613,16 @@ def listen(
     window: int = 64,
     accept_any_called_ae: bool = False,
     reuse_port: bool = False,
+    calling_ae_titles: Iterable[str] | None = None,
+    verify_identity: IdentityVerifier | None = None,
 ) -> EventListener:
     """``async with listen("ME@0.0.0.0:11113") as events: async for event in events: ...``
 
     ``address`` is the ``-L`` form ``aet[@host]:port`` or a ``(host, port)`` pair with
     ``ae_title``. ``buffer`` bounds the events read but not yet taken; ``window`` is the
     asynchronous operations window offered to each sender (0 = unlimited).
+    ``calling_ae_titles`` restricts the senders (A-ASSOCIATE-RJ 1/1/3 otherwise);
+    ``verify_identity`` judges their User Identity (1/1/1 when it returns False).
     """
     return EventListener(
         address,
@@ -615,6 +632,8 @@ def listen(
         window=window,
         accept_any_called_ae=accept_any_called_ae,
         reuse_port=reuse_port,
+        calling_ae_titles=calling_ae_titles,
+        verify_identity=verify_identity,
     )
 
 
@@ -629,6 +648,8 @@ def serve_events(
     accept_any_called_ae: bool = False,
     reuse_port: bool = False,
     concurrency: int = 1,
+    calling_ae_titles: Iterable[str] | None = None,
+    verify_identity: IdentityVerifier | None = None,
 ) -> EventListener:
     """Call ``callback(event)`` per event: ``async with serve_events(cb, "ME:11113"): ...``
 
@@ -648,4 +669,6 @@ def serve_events(
         reuse_port=reuse_port,
         callback=callback,
         concurrency=concurrency,
+        calling_ae_titles=calling_ae_titles,
+        verify_identity=verify_identity,
     )

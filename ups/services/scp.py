@@ -74,7 +74,7 @@ from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.services.errors import ServiceError
 from ups.services.matching import select_return_keys
-from ups.services.scpconfig import SCPOptions, ae_table, parse_listen
+from ups.services.scpconfig import SCPOptions, ae_table, calling_ae_set, load_users, parse_listen
 from ups.services.scpevents import EventDispatcher
 from ups.services.store import GLOBAL_UIDS, SQLiteStore, Store
 from ups.services.uids import (
@@ -196,7 +196,9 @@ class UPSSCP:
             max_pdata_length=opts.config.max_pdata_receive,
             implementation_class_uid=ups.IMPLEMENTATION_CLASS_UID,
             implementation_version_name=ups.IMPLEMENTATION_VERSION_NAME,
+            calling_ae_titles=opts.calling_ae_titles,
             max_ops_performed=opts.max_ops_performed,
+            verify_identity=opts.verify_identity,
         )
 
     async def start(self) -> None:
@@ -531,6 +533,8 @@ def options_from_args(
         retry_initial=getattr(args, "retry_initial", None) or base.retry_initial,
         retry_max=getattr(args, "retry_max", None) or base.retry_max,
         announce_status=not getattr(args, "no_announce", False),
+        calling_ae_titles=calling_ae_set(getattr(args, "accept_aet", None)),
+        verify_identity=load_users(args.users) if getattr(args, "users", None) else None,
     )
 
 
@@ -553,6 +557,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-max", type=float, help="longest retry delay (s)")
     p.add_argument("--no-announce", action="store_true", help="no SCP Status Change events")
     p.add_argument("-ivrle", action="store_true", help="accept Implicit VR Little Endian only")
+    p.add_argument(
+        "--accept-aet",
+        action="append",
+        default=[],
+        metavar="AET",
+        help="accept only this calling AE title (repeatable; others: A-ASSOCIATE-RJ 1/1/3)",
+    )
+    p.add_argument("--users", metavar="FILE", help="user identities: lines user:passcode or user")
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     return p
 

@@ -10,11 +10,17 @@ so the SCP needs a table from AE Title to network address.  It comes from
 
 A subscription for a Receiving AE that is not in the table is refused with
 C308 "Receiving AE-TITLE is Unknown to this SCP" (PS3.4 Table CC.2.3-3).
+
+Access control, shared by the SCP and the event listener: a set of accepted
+calling AE titles (anything else gets A-ASSOCIATE-RJ 1/1/3, PS3.8 Table 9-21) and
+a table of users from ``--users FILE`` checked against the User Identity
+sub-item (PS3.7 D.3.3.7; a refusal is A-ASSOCIATE-RJ 1/1/1, see the README).
 """
 
 from __future__ import annotations
 
 import configparser
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +30,9 @@ from types import MappingProxyType
 from ups.dimse.datasets import TRANSFER_SYNTAXES
 from ups.errors import DicomError
 from ups.net.config import AssociationConfig
+from ups.pdu.enums import UserIdentityType
+from ups.pdu.items import UserIdentityRQ
+from ups.pdu.negotiation import IdentityVerifier
 
 __all__ = [
     "ConfigError",
@@ -33,6 +42,9 @@ __all__ = [
     "parse_listen",
     "load_ae_file",
     "ae_table",
+    "UserTable",
+    "load_users",
+    "calling_ae_set",
 ]
 
 
@@ -79,6 +91,10 @@ class SCPOptions:
     """Send SCP Status Change (RESTARTED on start, GOING DOWN on stop), CC.2.4.3."""
     shutdown_flush: float = 2.0
     """At most this long is spent delivering queued events on a clean stop."""
+    calling_ae_titles: frozenset[str] | None = None
+    """Accepted calling AE titles (``--accept-aet``); None accepts any (else RJ 1/1/3)."""
+    verify_identity: IdentityVerifier | None = None
+    """User Identity check (``--users``); None accepts any identity or none (else RJ 1/1/1)."""
 
 
 def _check_ae(title: str, where: str) -> str:
@@ -167,3 +183,88 @@ def ae_table(specs: Iterable[str] = (), files: Iterable[str | Path] = ()) -> Map
         remote = parse_ae(spec)
         table[remote.ae_title] = remote
     return MappingProxyType(table)
+
+
+# ---------------------------------------------------------------------------- access control
+
+
+def calling_ae_set(titles: Iterable[str] | None) -> frozenset[str] | None:
+    """``--accept-aet`` values as the set a policy checks; empty or None accepts any."""
+    if not titles:
+        return None
+    return frozenset(_check_ae(title, "--accept-aet") for title in titles)
+
+
+class UserTable:
+    """A User Identity verifier (PS3.7 D.3.3.7) over a fixed table of users.
+
+    A user listed without a passcode is accepted on its username (identity type 1,
+    or type 2 whatever the passcode); a user listed with one needs type 2 and that
+    passcode. Kerberos, SAML and JWT identities, unknown users and a missing identity
+    are refused. Accepting returns an empty server response: PS3.7 Table D.3-15 makes
+    it zero length for types 1 and 2. ``repr`` never shows a passcode.
+    """
+
+    __slots__ = ("_users",)
+
+    def __init__(self, users: Mapping[str, str | None]) -> None:
+        self._users: dict[bytes, bytes | None] = {
+            name.encode("utf-8"): None if code is None else code.encode("utf-8")
+            for name, code in users.items()
+        }
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def __repr__(self) -> str:
+        return f"UserTable(<{len(self._users)} users>)"
+
+    def __call__(self, identity: UserIdentityRQ | None) -> bytes | bool:
+        if identity is None or identity.identity_type not in (
+            UserIdentityType.USERNAME,
+            UserIdentityType.USERNAME_AND_PASSCODE,
+        ):
+            return False
+        known = identity.primary_field in self._users
+        expected = self._users.get(identity.primary_field)
+        given = identity.secondary_field
+        if identity.identity_type != UserIdentityType.USERNAME_AND_PASSCODE:
+            given = b""
+        # Compared even for an unknown user, so the time taken does not tell.
+        same = hmac.compare_digest(given, expected if expected is not None else b"")
+        if not known:
+            return False
+        if expected is None:
+            return b""
+        if identity.identity_type == UserIdentityType.USERNAME_AND_PASSCODE and same:
+            return b""
+        return False
+
+
+def load_users(path: str | Path) -> UserTable:
+    """``--users FILE``: lines ``user:passcode`` or ``user``; ``#`` comments, blank lines.
+
+    The passcode is everything after the first colon (it may hold colons and spaces);
+    the username is stripped of surrounding blanks. Errors name the line, never its text.
+    """
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    users: dict[str, str | None] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, colon, code = line.partition(":")
+        name = name.strip()
+        if not name:
+            raise ConfigError(f"{where} line {number}: missing user name")
+        if name in users:
+            raise ConfigError(f"{where} line {number}: user {name!r} listed twice")
+        users[name] = code if colon else None
+    if not users:
+        raise ConfigError(f"{where}: no users")
+    return UserTable(users)
