@@ -391,9 +391,7 @@ class RawPeer:
     async def associate(self, target: Target, extra: Sequence[bytes] = ()) -> bytes:
         """Propose the target's SOP class (ID 1) and Verification (ID 3); the AC bytes."""
         contexts = [context_item(1, target.main_sop_class), context_item(3, VERIFICATION)]
-        self.writer.write(
-            associate_rq(target.ae_title.encode(), b"RAWPEER", [*contexts, *extra])
-        )
+        self.writer.write(associate_rq(target.ae_title.encode(), b"RAWPEER", [*contexts, *extra]))
         answer = await self.pdu()
         assert answer[0] == 0x02, answer[:10]
         return answer
