@@ -119,6 +119,22 @@ class Target:
     identity: UserIdentityRQ | None = None
     delivered: dict[str, int] = field(default_factory=dict)
     """Listener: how many times each Affected SOP Instance UID reached the consumer."""
+    closed: bool = False
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Stop the server (release what is open, abort after ``grace``); only once."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.listener is not None:
+            await self.listener.close(grace)
+        elif self.scp is not None:
+            await self.scp.close(grace)
+
+    def server_side(self) -> Association:
+        """The one association the server holds (fails if there are none or several)."""
+        (association,) = self.associations()
+        return association
 
     @property
     def main_sop_class(self) -> str:
@@ -238,7 +254,7 @@ async def running(
         try:
             yield target
         finally:
-            await listener.close(grace)
+            await target.close(grace)
         return
     options = SCPOptions(
         ae_title="UPSSCP",
@@ -266,7 +282,7 @@ async def running(
                     assert (await scu.create(iuid=iuid)).status == 0
         yield target
     finally:
-        await scp.close(grace)
+        await target.close(grace)
 
 
 # ------------------------------------------------------------------ resources
