@@ -33,10 +33,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ups.dimse.errors import DimseError, FragmentError
+from ups.dimse.errors import FragmentError
 from ups.dimse.fragment import MIN_PDATA_LENGTH, Reassembler, RejectedMessage, encode_pdata
 from ups.dimse.messages import (
-    MESSAGE_TYPES,
     CCancelRQ,
     CEchoRQ,
     CEchoRSP,
@@ -56,7 +55,7 @@ from ups.net.errors import (
     NetTimeout,
     NoPresentationContext,
 )
-from ups.net.responses import failure_response
+from ups.net.responses import failure_response, response_for_field
 from ups.pdu.enums import AbortReason
 from ups.pdu.events import (
     AbortIndication,
@@ -656,7 +655,7 @@ class Association(asyncio.Protocol):
         log.warning("malformed command from %s: %s", self.remote_ae_title, error)
         message_id = getattr(error, "message_id", None)
         if field is not None and not field & 0x8000 and message_id is not None:
-            response = failure_response_for_field(field, message_id, error)
+            response = response_for_field(field, message_id, error.status, str(error))
             if response is not None:
                 self._send_message(response, context_id)
                 return
@@ -975,21 +974,6 @@ def describe_reject(result: int, source: int, reason: int) -> str:
         f"{results.get(result, result)}, source {sources.get(source, source)}, "
         f"reason {reasons.get((source, reason), reason)}"
     )
-
-
-def failure_response_for_field(field: int, message_id: int, error: DimseError) -> Response | None:
-    """A failure response to a malformed request whose Command Field we know."""
-    cls = MESSAGE_TYPES.get(field | 0x8000)
-    if cls is None:
-        return None
-    try:
-        return cls(  # type: ignore[call-arg,return-value]
-            message_id_being_responded_to=message_id,
-            status=error.status,
-            error_comment=str(error)[:64],
-        )
-    except TypeError:
-        return None
 
 
 __all__ = [
