@@ -214,24 +214,6 @@ async def _until(predicate: Callable[[], bool], timeout: float) -> None:
             await asyncio.sleep(0.01)
 
 
-IDLE_KILL_LOST = (
-    "ups/net/association.py Association._on_timer: once an association is aborting "
-    "(Sta13, A-ABORT queued behind answers the peer never reads), the -idleTO branch "
-    "calls _abort(), a no-op by then, and returns before re-arming the deadlines it "
-    "collected, so the pending _kill_at (transport reset after _LINGER) is dropped: the "
-    "association is never closed and stays in Server.associations with its write buffer "
-    "until the peer goes away. Expected: closed within so_close_delay + _LINGER"
-)
-WINDOW_OVERRUN = (
-    "ups/net/association.py Association._on_request/_perform: requests beyond the "
-    "negotiated window (PS3.7 D.3.3.3; here 1) that arrive in one TCP read are all "
-    "performed at once (~430 concurrent N-GET handlers), pause_reading() only stops the "
-    "next read, so answers to a peer that does not read pile up to ~240 KB against a "
-    "16 KB write_buffer_limit. Expected: stop dispatching PDUs once the window is full "
-    "(or abort the peer that exceeds it), keeping the buffer near the limit"
-)
-
-
 async def stalled_peer(target: Target, count: int = 3000) -> RawPeer:
     """Associate with a tiny receive buffer, send ``count`` requests, never read again."""
     loop = asyncio.get_running_loop()
@@ -257,14 +239,7 @@ async def watch_buffer(association: Association, peak: list[int]) -> None:
         await asyncio.sleep(0.005)
 
 
-def xfail_scp(reason: str) -> list[object]:
-    return [
-        "listener",
-        pytest.param("scp", marks=pytest.mark.xfail(strict=True, reason=reason)),
-    ]
-
-
-@pytest.mark.parametrize("kind", xfail_scp(IDLE_KILL_LOST))
+@pytest.mark.parametrize("kind", ["listener", "scp"])
 async def test_peer_that_stops_reading_is_cut_off(kind: Kind, tmp_path: Path) -> None:
     async with running(kind, tmp_path, config=SLOW) as target:
         await target.exercise(0)
@@ -285,7 +260,7 @@ async def test_peer_that_stops_reading_is_cut_off(kind: Kind, tmp_path: Path) ->
         await baseline.restored(target)
 
 
-@pytest.mark.parametrize("kind", xfail_scp(WINDOW_OVERRUN))
+@pytest.mark.parametrize("kind", ["listener", "scp"])
 async def test_write_buffer_bounded_when_peer_stops_reading(kind: Kind, tmp_path: Path) -> None:
     async with running(kind, tmp_path, config=SLOW) as target:
         await target.exercise(0)

@@ -179,6 +179,7 @@ class Association(asyncio.Protocol):
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._next_id = 0
         self._performing: dict[int, RequestContext] = {}
+        self._waiting: deque[tuple[int, Request]] = deque()  # beyond the peer's window
         self._perform_limit = 1
         self._tasks: set[asyncio.Task[None]] = set()
         self._release_after_performing = False
@@ -562,6 +563,13 @@ class Association(asyncio.Protocol):
             if target is not None:
                 target.cancelled = True
             return
+        limit = self._perform_limit
+        if limit and len(self._performing) >= limit:
+            # The peer went beyond its window (PS3.7 D.3.3.3): hold this request and read
+            # no more until one in progress finishes, so work and answers stay bounded.
+            self._waiting.append((context_id, request))
+            self._pause_reading("window")
+            return
         if self._write_paused:
             # Our answers to this peer are backing up. A peer within its window has at
             # most ``_perform_limit`` requests outstanding; beyond that, stop reading.
@@ -602,11 +610,9 @@ class Association(asyncio.Protocol):
         responses: AsyncIterator[Response],
     ) -> None:
         message_id = getattr(request, "message_id", 0)
-        self._performing[message_id] = ctx
         # Reading goes on while the peer stays within its window, so that a C-CANCEL-RQ,
-        # an A-RELEASE-RQ or an A-ABORT still gets through; beyond the window, stop.
-        if self._perform_limit and len(self._performing) > self._perform_limit:
-            self._pause_reading("window")
+        # an A-RELEASE-RQ or an A-ABORT still gets through (see ``_on_request``).
+        self._performing[message_id] = ctx
         task = self._loop.create_task(self._run_handler(request, context_id, ctx, responses))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -643,11 +649,20 @@ class Association(asyncio.Protocol):
                     await aclose()
             if self._performing.get(message_id) is ctx:
                 del self._performing[message_id]
-            if not self._perform_limit or len(self._performing) <= self._perform_limit:
-                self._resume_reading("window")
-            if self._release_after_performing and not self._performing:
+            self._start_waiting()
+            if self._release_after_performing and not self._performing and not self._waiting:
                 self._release_after_performing = False
                 self._answer_release()
+
+    def _start_waiting(self) -> None:
+        """Start requests held back by the window as places free up; then read again."""
+        limit = self._perform_limit
+        waiting = self._waiting
+        while waiting and self._failure is None and (not limit or len(self._performing) < limit):
+            context_id, request = waiting.popleft()
+            self._on_request(context_id, request)
+        if not waiting:
+            self._resume_reading("window")
 
     def _on_rejected(self, context_id: int, rejected: RejectedMessage) -> None:
         field = rejected.command_field
@@ -756,7 +771,7 @@ class Association(asyncio.Protocol):
     def _on_release_request(self, collision: bool) -> None:
         if collision and not self.requestor:
             return  # Sta10: wait for the A-RELEASE-RP, then answer (AR-10, AR-4)
-        if self._performing:
+        if self._performing or self._waiting:
             self._release_after_performing = True
             return
         self._answer_release()
@@ -905,6 +920,11 @@ class Association(asyncio.Protocol):
                 self._after_machine()
             else:
                 deadlines.append(machine_deadline)
+        if self._machine.state is State.STA13 or self._machine.close_transport:
+            # Aborting or over: only the close and reset deadlines above still matter.
+            if deadlines:
+                self._arm(min(deadlines))
+            return
         if self._phase_deadline is not None:
             if self._phase_deadline <= now:
                 self._phase_deadline = None
