@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydicom.dataset import Dataset
 
@@ -219,8 +219,12 @@ async def running(
     grace: float = 2.0,
     window: int = 64,
     seed: bool = True,
+    **scp_overrides: Any,
 ) -> AsyncIterator[Target]:
-    """Start the listener or the SCP; close it (``grace`` seconds to release) after."""
+    """Start the listener or the SCP; close it (``grace`` seconds to release) after.
+
+    ``scp_overrides`` are further ``SCPOptions`` fields (remote AEs, retry delays).
+    """
     client = CLIENT_CONFIG
     if pki is not None:
         config = replace(config, tls=server_tls(pki))
@@ -269,7 +273,7 @@ async def running(
         calling_ae_titles=calling_ae_titles,
         verify_identity=verify_identity,
     )
-    scp = UPSSCP(options)
+    scp = UPSSCP(replace(options, **scp_overrides))
     await scp.start()
     target = Target(kind, "UPSSCP", scp.port, scp=scp, client_config=client, identity=identity)
     try:

@@ -11,7 +11,10 @@ process as it was (fds, tasks, association timers) and still serving:
 * a peer that never answers our A-RELEASE-RQ: ``-releaseTO`` then A-ABORT;
 * a peer that stops reading while we answer: our write buffer stays bounded (reading
   from it stops), and ``-idleTO`` ends it;
-* a peer that resets (SO_LINGER 0) half-way through a PDU: cleaned up at once.
+* a peer that resets (SO_LINGER 0) half-way through a PDU: cleaned up at once;
+* the SCP as requestor of event associations: a subscriber that never answers its
+  A-ASSOCIATE-RQ (-acceptTO), its N-EVENT-REPORT (-rspTO) or its A-RELEASE-RQ
+  (-releaseTO) is given up on by that timer, and the SCP goes on serving.
 
 Elapsed-time bounds are generous on the upper side (two shared, loaded CPUs) and tight
 enough on the lower side to show that the right timer fired.
@@ -44,8 +47,21 @@ from tests.reliability.targets import (
     running,
     state_report,
 )
-from ups.dimse.messages import CEchoRQ, NEventReportRQ, NGetRQ, encode_command
+from ups.dimse.codec import command_has_dataset, decode_command_set
+from ups.dimse.messages import (
+    CEchoRQ,
+    NEventReportRQ,
+    NEventReportRSP,
+    NGetRQ,
+    encode_command,
+)
 from ups.net.association import Association
+from ups.pdu.codec import decode_pdu, encode_pdu
+from ups.pdu.enums import ContextResult
+from ups.pdu.items import PresentationContextAC, UserInformation
+from ups.pdu.pdus import AAssociateAC, AAssociateRQ
+from ups.services.scpconfig import RemoteAE
+from ups.services.scu import SCUOptions, ups_connect
 from ups.services.uids import UPS_PUSH, VERIFICATION
 
 pytestmark = pytest.mark.timeout(30)
@@ -310,3 +326,151 @@ async def test_reset_mid_pdu(kind: Kind, phase: str, tmp_path: Path) -> None:
             assert loop.time() - start < TIMER  # by the reset, not by a timer
 
         await served_after(target, case)
+
+
+# ------------------------------------------------------------------ the SCP's dead subscribers
+
+
+class DeadSubscriber:
+    """A subscriber AE that fails the SCP's event delivery in one of three ways.
+
+    ``silent``: accepts TCP, never answers the A-ASSOCIATE-RQ (the SCP's -acceptTO);
+    ``no_report_answer``: accepts the association, never answers the N-EVENT-REPORT
+    (-rspTO); ``no_release_answer``: answers the report, then never answers the
+    A-RELEASE-RQ the SCP sends once idle (-releaseTO). It records what it received.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.pdus: list[bytes] = []
+        self.milestone: float | None = None  # when the awaited answer became due
+        self.ended: float | None = None
+        self.done = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _pdu(self, reader: asyncio.StreamReader) -> bytes:
+        header = await reader.readexactly(6)
+        pdu = header + await reader.readexactly(struct.unpack(">I", header[2:])[0])
+        self.pdus.append(pdu)
+        return pdu
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if self.mode == "silent":
+                self.milestone = loop.time()
+                await reader.read()
+                return
+            rq = decode_pdu(1, (await self._pdu(reader))[6:])
+            assert isinstance(rq, AAssociateRQ)
+            writer.write(encode_pdu(accept_everything(rq)))
+            if self.mode == "no_report_answer":
+                await self._pdu(reader)
+                self.milestone = loop.time()
+            else:
+                context_id, command = await self._command(reader)
+                elements = decode_command_set(command)
+                rsp = NEventReportRSP(
+                    int(elements[0x00000110]),  # type: ignore[arg-type]
+                    0,
+                    str(elements[0x00000002]),
+                    str(elements[0x00001000]),
+                    int(elements[0x00001002]),  # type: ignore[arg-type]
+                )
+                writer.write(pdata((context_id, 0x03, encode_command(rsp))))
+                assert (await self._pdu(reader))[0] == 0x05  # A-RELEASE-RQ, never answered
+                self.milestone = loop.time()
+            while True:
+                await self._pdu(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.ended = loop.time()
+            writer.close()
+            self.done.set()
+
+    async def _command(self, reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        """Read P-DATA-TF until a whole command set (and its data set) has arrived."""
+        command = b""
+        context_id = 0
+        command_done = dataset_done = False
+        while not (command_done and dataset_done):
+            pdu = await self._pdu(reader)
+            offset = 6
+            while offset < len(pdu):
+                length, context_id, control = struct.unpack_from(">IBB", pdu, offset)
+                fragment = pdu[offset + 6 : offset + 4 + length]
+                offset += 4 + length
+                if control & 1:
+                    command += fragment
+                    if control & 2:
+                        command_done = True
+                        dataset_done = not command_has_dataset(decode_command_set(command))
+                elif control & 2:
+                    dataset_done = True
+        return context_id, command
+
+
+def accept_everything(rq: AAssociateRQ) -> AAssociateAC:
+    """An AC accepting every context with its first syntax and every role asked for."""
+    return AAssociateAC(
+        rq.called_ae_title,
+        rq.calling_ae_title,
+        tuple(
+            PresentationContextAC(pc.context_id, ContextResult.ACCEPTANCE, pc.transfer_syntaxes[0])
+            for pc in rq.presentation_contexts
+        ),
+        UserInformation(
+            max_length=16384,
+            implementation_class_uid="1.2.826.0.1.3680043.9.7433.1.99",
+            role_selections=rq.user_information.role_selections,
+        ),
+    )
+
+
+DEAD_TIMER = {"silent": "accept", "no_report_answer": "response", "no_release_answer": "release"}
+
+
+@pytest.mark.parametrize("mode", sorted(DEAD_TIMER))
+async def test_scp_event_delivery_to_dead_subscriber(mode: str, tmp_path: Path) -> None:
+    """The SCP as requestor: each dead subscriber is given up on by its own timer."""
+    subscriber = DeadSubscriber(mode)
+    port = await subscriber.start()
+    config = replace(
+        SLOW, accept_timeout=TIMER, response_timeout=TIMER, reaper_period=0.1, idle_timeout=None
+    )
+    try:
+        async with running(
+            "scp",
+            tmp_path,
+            config=config,
+            remote_aes={"DEAD": RemoteAE("DEAD", "127.0.0.1", port)},
+            retry_initial=60.0,
+            retry_max=60.0,
+            event_idle=0.2,
+        ) as target:
+            await target.exercise(0)
+            baseline = Baseline()
+            scu_options = SCUOptions(calling_ae_title="PEER", config=target.client_config)
+            async with await ups_connect(f"UPSSCP@127.0.0.1:{target.port}", scu_options) as scu:
+                # Subscribing to a workitem queues its State Report at once (CC.2.4.3).
+                assert (await scu.subscribe("DEAD", target.iuid_for(0))).status == 0
+            await asyncio.wait_for(subscriber.done.wait(), TIMER + 0.5 + SLACK)
+            assert subscriber.milestone is not None and subscriber.ended is not None
+            elapsed = subscriber.ended - subscriber.milestone
+            assert elapsed_ok(elapsed, TIMER), (DEAD_TIMER[mode], elapsed)
+            if mode != "silent":
+                assert subscriber.pdus[-1] == abort_pdu(0, 0), subscriber.pdus[-1][:10]
+            await target.exercise(1)  # still serving
+            await baseline.restored(target)
+    finally:
+        await subscriber.close()
