@@ -603,6 +603,8 @@ def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutin
             raise UsageError("set requires -f or -s")
     elif op == "get":
         _require(args, op, "iuid")
+        if args.q:
+            raise UsageError("get takes no -q: N-GET carries no data set (use -r to choose)")
     elif op == "chstate":
         _require(args, op, "iuid", "tuid", "state")
     elif op == "reqcancel":
@@ -620,6 +622,8 @@ def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutin
             add_return_key(find_query, spec)
     get_tags = [parse_path(spec)[0] for spec in args.r] if op == "get" else []
     matching = build_dataset(args.q) if op == "subscribe" and args.q else None
+    # As dcm4che2's dcmups did, -q keys also go into the N-ACTION data sets.
+    extra = build_dataset(args.q) if args.q else None
 
     async def run(printer: Printer) -> int:
         async with await ups_connect(args.remote, options) as scu:
@@ -635,7 +639,9 @@ def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutin
                 async for match in scu.find(find_query):
                     printer.result(match)
             elif op == "chstate":
-                printer.result(await scu.change_state(args.iuid, args.state, args.tuid))
+                printer.result(
+                    await scu.change_state(args.iuid, args.state, args.tuid, attributes=extra)
+                )
             elif op == "reqcancel":
                 printer.result(
                     await scu.request_cancel(
@@ -645,6 +651,7 @@ def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutin
                         reason_code=reason,
                         contact_display_name=args.contact,
                         contact_uri=args.contact_uri,
+                        attributes=extra,
                     )
                 )
             elif op == "subscribe":
@@ -654,9 +661,9 @@ def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutin
                     )
                 )
             elif op == "unsubscribe":
-                printer.result(await scu.unsubscribe(args.aet, args.iuid))
+                printer.result(await scu.unsubscribe(args.aet, args.iuid, attributes=extra))
             elif op == "suspend":
-                printer.result(await scu.suspend(args.aet))
+                printer.result(await scu.suspend(args.aet, attributes=extra))
         return EXIT_OK
 
     return run

@@ -275,3 +275,34 @@ def test_warning_is_printed_with_code_and_exits_zero(scp: PynetdicomUPSSCP) -> N
     assert code == 0
     (line,) = lines(out)
     assert line["status"] == 0xB304 and "B304" in line["warning"]
+
+
+def test_q_keys_go_into_the_n_action_data_set(scp: PynetdicomUPSSCP) -> None:
+    """As dcm4che2's dcmups did: -q attributes join every N-ACTION's data set."""
+    scp.add_item("1.2.9.7")
+    code, _ = dcmups(
+        "reqcancel",
+        scp.address,
+        "-iuid",
+        "1.2.9.7",
+        "-aet",
+        "X",
+        "-q",
+        "ContactDisplayName=Desk 3",
+        "-q",
+        "RequestingAE=IGNORED",
+    )
+    assert code == 0
+    ds = scp.last("N-ACTION").dataset
+    assert ds is not None
+    assert ds.ContactDisplayName == "Desk 3"
+    assert ds.RequestingAE == "X"  # the named option wins over a -q key
+    code, _ = dcmups("unsubscribe", scp.address, "-aet", "ME", "-q", "WorklistLabel=W1")
+    assert code == 0
+    ds = scp.last("N-ACTION").dataset
+    assert ds is not None and ds.WorklistLabel == "W1" and ds.ReceivingAE == "ME"
+
+
+def test_get_with_q_is_a_usage_error(scp: PynetdicomUPSSCP) -> None:
+    code, _ = dcmups("get", scp.address, "-iuid", "1.2.3", "-q", "PatientID=1")
+    assert code == 2

@@ -259,7 +259,13 @@ class UPSClient:
         action: ActionType,
         iuid: str,
         dataset: Dataset,
+        extra: Dataset | None = None,
     ) -> UPSResult:
+        """N-ACTION; ``extra`` attributes (the CLI's -q) go in too, below the named ones."""
+        if extra is not None and len(extra):
+            merged = _copy(extra)
+            merged.update(dataset)
+            dataset = merged
         context, family = self._context(operation)
         association = self.association
         request = NActionRQ(
@@ -340,12 +346,14 @@ class UPSClient:
                 iuid = ds.get("SOPInstanceUID")
             yield self._result("find", response, context, iuid)
 
-    async def change_state(self, iuid: str, state: str, transaction_uid: str) -> UPSResult:
+    async def change_state(
+        self, iuid: str, state: str, transaction_uid: str, *, attributes: Dataset | None = None
+    ) -> UPSResult:
         """N-ACTION 1 (Change UPS State) on UPS Pull with the Transaction UID (CC.2.1)."""
         ds = Dataset()
         ds.ProcedureStepState = state
         ds.TransactionUID = transaction_uid
-        return await self._action("chstate", ActionType.CHANGE_STATE, iuid, ds)
+        return await self._action("chstate", ActionType.CHANGE_STATE, iuid, ds, attributes)
 
     async def request_cancel(
         self,
@@ -356,6 +364,7 @@ class UPSClient:
         reason_code: tuple[str, str, str] | None = None,
         contact_display_name: str | None = None,
         contact_uri: str | None = None,
+        attributes: Dataset | None = None,
     ) -> UPSResult:
         """N-ACTION 2 (Request UPS Cancel) on UPS Push (CC.2.2)."""
         ds = Dataset()
@@ -371,7 +380,7 @@ class UPSClient:
             ds.ContactURI = contact_uri
         if contact_display_name:
             ds.ContactDisplayName = contact_display_name
-        return await self._action("reqcancel", ActionType.REQUEST_CANCEL, iuid, ds)
+        return await self._action("reqcancel", ActionType.REQUEST_CANCEL, iuid, ds, attributes)
 
     async def subscribe(
         self,
@@ -393,20 +402,21 @@ class UPSClient:
             )
         return await self._action("subscribe", ActionType.SUBSCRIBE, iuid, ds)
 
-    async def unsubscribe(self, receiving_ae: str, iuid: str | None = None) -> UPSResult:
+    async def unsubscribe(
+        self, receiving_ae: str, iuid: str | None = None, *, attributes: Dataset | None = None
+    ) -> UPSResult:
         """N-ACTION 4 on UPS Watch: from one UPS, or globally (CC.2.3)."""
         ds = Dataset()
         ds.ReceivingAE = receiving_ae
-        return await self._action(
-            "unsubscribe", ActionType.UNSUBSCRIBE, iuid or UPS_GLOBAL_SUBSCRIPTION_INSTANCE, ds
-        )
+        instance = iuid or UPS_GLOBAL_SUBSCRIPTION_INSTANCE
+        return await self._action("unsubscribe", ActionType.UNSUBSCRIBE, instance, ds, attributes)
 
-    async def suspend(self, receiving_ae: str) -> UPSResult:
+    async def suspend(self, receiving_ae: str, *, attributes: Dataset | None = None) -> UPSResult:
         """N-ACTION 5 (Suspend Global Subscription) on UPS Watch (CC.2.3)."""
         ds = Dataset()
         ds.ReceivingAE = receiving_ae
         return await self._action(
-            "suspend", ActionType.SUSPEND_GLOBAL, UPS_GLOBAL_SUBSCRIPTION_INSTANCE, ds
+            "suspend", ActionType.SUSPEND_GLOBAL, UPS_GLOBAL_SUBSCRIPTION_INSTANCE, ds, attributes
         )
 
     # ------------------------------------------------------------ lifecycle
