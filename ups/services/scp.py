@@ -469,7 +469,7 @@ class UPSSCP:
             yield CFindRSP(
                 rq.message_id, 0xFF00, sop_class, dataset=encode_dataset(identifier, syntax)
             )
-            await asyncio.sleep(0)  # let a C-CANCEL-RQ in between two matches
+            await asyncio.sleep(0)  # allowed: a yield (not a wait) so a C-CANCEL-RQ gets in
         if ctx.cancelled:
             self.finds_cancelled += 1
             yield CFindRSP(rq.message_id, 0xFE00, sop_class)
