@@ -416,6 +416,30 @@ async def test_release_waits_for_operations_being_performed(net: Net) -> None:
     await asyncio.wait_for(releasing, 5)
 
 
+async def test_acceptor_release_waits_for_its_own_answers(net: Net) -> None:
+    """A server shutting down answers what it is performing before its A-RELEASE-RQ."""
+    started, go = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: Request, ctx: RequestContext) -> Response:
+        assert isinstance(request, NSetRQ)
+        started.set()
+        await go.wait()
+        return NSetRSP(request.message_id, 0, UPS_PUSH, IUID)
+
+    assoc, peer = await peers(net, handlers={UPS_PUSH: slow})
+    cid = assoc.context_for(UPS_PUSH).context_id
+    call = asyncio.ensure_future(assoc.request(NSetRQ(assoc.new_message_id(), UPS_PUSH, IUID), cid))
+    await asyncio.wait_for(started.wait(), 5)
+    releasing = asyncio.ensure_future(peer.release())  # as Server.close does
+    await asyncio.sleep(0)
+    assert not releasing.done()
+    go.set()
+    rsp = await asyncio.wait_for(call, 5)  # not dropped: sent before the A-RELEASE-RQ
+    assert rsp.status == 0
+    await asyncio.wait_for(releasing, 5)
+    await asyncio.wait_for(assoc.wait_closed(), 5)
+
+
 @pytest.mark.parametrize("side", ["requestor", "acceptor"])
 async def test_abort_either_side(net: Net, side: str) -> None:
     assoc, peer = await peers(net)

@@ -83,6 +83,7 @@ log = logging.getLogger("ups.net")
 
 VERIFICATION = "1.2.840.10008.1.1"
 _PENDING_STATUSES = frozenset({0xFF00, 0xFF01})
+_FIRST = asyncio.FIRST_COMPLETED
 _CANCEL = 0xFE00
 _SOP_CLASS_NOT_SUPPORTED = 0x0122
 _LINGER = 2.0
@@ -180,6 +181,7 @@ class Association(asyncio.Protocol):
         self._next_id = 0
         self._performing: dict[int, RequestContext] = {}
         self._waiting: deque[tuple[int, Request]] = deque()  # beyond the peer's window
+        self._all_performed: asyncio.Future[None] | None = None  # for release()
         self._perform_limit = 1
         self._tasks: set[asyncio.Task[None]] = set()
         self._release_after_performing = False
@@ -271,6 +273,14 @@ class Association(asyncio.Protocol):
 
     async def release(self) -> None:
         """A-RELEASE: wait for the peer's A-RELEASE-RP (``release_timeout``), else abort."""
+        if self.closed.done():
+            return
+        # Answers to the peer's requests cannot follow our A-RELEASE-RQ (P-DATA is not
+        # allowed in Sta7): let what we are performing finish first.
+        while (self._performing or self._waiting) and not self.closed.done():
+            if self._all_performed is None or self._all_performed.done():
+                self._all_performed = self._loop.create_future()
+            await asyncio.wait({self._all_performed, self.closed}, return_when=_FIRST)
         if self.closed.done():
             return
         if self.negotiated is None:
@@ -650,7 +660,10 @@ class Association(asyncio.Protocol):
             if self._performing.get(message_id) is ctx:
                 del self._performing[message_id]
             self._start_waiting()
-            if self._release_after_performing and not self._performing and not self._waiting:
+            idle = not self._performing and not self._waiting
+            if idle and self._all_performed is not None and not self._all_performed.done():
+                self._all_performed.set_result(None)
+            if self._release_after_performing and idle:
                 self._release_after_performing = False
                 self._answer_release()
 
