@@ -13,7 +13,6 @@ interrupt. Every failure prints one line on stderr naming the cause.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import ups
 from ups.errors import DicomError
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
+from ups.net.loop import run as run_loop
 from ups.net.tls import TLSOptions
 from ups.pdu.enums import UserIdentityType
 from ups.pdu.items import UserIdentityRQ
@@ -699,7 +699,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
             return await run(printer)
 
         return _run_listener(args, out, then)
-    return asyncio.run(run(printer))
+    return run_loop(run(printer))
 
 
 def _run_listener(
@@ -735,7 +735,7 @@ def _run_demo(out: TextIO) -> int:
     """``dcmups demo``: the seed's three workflows against a local SCP and listener."""
     from ups.services.demo import run_demo
 
-    return int(asyncio.run(run_demo(out)))
+    return int(run_loop(run_demo(out)))
 
 
 def _run_bench(args: argparse.Namespace, out: TextIO) -> int:

@@ -47,6 +47,7 @@ from pydicom.dataset import Dataset
 
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
+from ups.net.loop import run as run_loop
 from ups.pdu.negotiation import IdentityVerifier
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener, parse_listen_address, serve_events
@@ -257,9 +258,7 @@ class _Counter:
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _install_signals(
-    loop: asyncio.AbstractEventLoop, stop: asyncio.Event
-) -> list[tuple[int, Any]]:
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[tuple[int, Any]]:
     """First SIGINT/SIGTERM: graceful stop; any further one ends the process at once.
 
     Plain ``signal.signal`` handlers, not the loop's: Python runs them between
@@ -424,7 +423,7 @@ def _child(opts: ListenerOptions, out: TextIO) -> None:
     code = EXIT_FAILURE
     try:
         os.setpgid(0, 0)
-        code = asyncio.run(run_listener(opts, out))
+        code = run_loop(run_listener(opts, out))
     except BaseException as exc:  # noqa: BLE001 - a child must always reach _exit
         print(f"dcmups: worker {opts.worker}: {exc!r}", file=sys.stderr)
     finally:
@@ -449,7 +448,7 @@ def run_workers(
     """
     out = out or sys.stdout
     if n <= 1:
-        return asyncio.run(run_listener(opts, out))
+        return run_loop(run_listener(opts, out))
     out.flush()
     sys.stderr.flush()
     out.fileno()  # workers write to the file descriptor: a real file is required
@@ -486,6 +485,7 @@ def run_workers(
             _signal_all(children, signal.SIGKILL)
             _reap(children)
             return EXIT_NETWORK
+        # The supervisor watches SIGCHLD, which uvloop keeps for itself: asyncio's loop.
         return asyncio.run(_supervise(children, opts))
     finally:
         os.close(ready_r)
@@ -596,8 +596,11 @@ def run_from_cli(
         print(f"dcmups: {exc}", file=sys.stderr)
         return 64
     output: OutputMode = (
-        "quiet" if getattr(args, "quiet", False) else
-        "json" if getattr(args, "json", False) else "text"
+        "quiet"
+        if getattr(args, "quiet", False)
+        else "json"
+        if getattr(args, "json", False)
+        else "text"
     )
     subscribed = False
 

@@ -30,6 +30,7 @@ from ups.dimse.status import StatusCategory, status_info
 from ups.net.association import Association
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
+from ups.net.loop import run as run_loop
 from ups.net.requestor import build_request, connect
 from ups.services.scu import parse_remote
 from ups.services.uids import (
@@ -319,7 +320,7 @@ def run_blocking(options: BenchOptions, out: TextIO, *, as_json: bool) -> int:
 
     progress = sys.stderr if sys.stderr.isatty() and not as_json else None
     started = time.perf_counter()
-    report = asyncio.run(run(options, progress_to=progress))
+    report = run_loop(run(options, progress_to=progress))
     if report.elapsed <= 0:
         report.elapsed = time.perf_counter() - started
     out.write((json_line(report.as_dict()) if as_json else report.render()) + "\n")

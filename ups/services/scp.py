@@ -69,6 +69,7 @@ from ups.dimse.messages import (
 from ups.errors import DicomError
 from ups.net.association import HandlerResult, RequestContext
 from ups.net.config import AssociationConfig
+from ups.net.loop import run as run_loop
 from ups.net.responses import failure_response
 from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
@@ -540,7 +541,7 @@ def options_from_args(
 
 def run_from_cli(args: argparse.Namespace, out: TextIO, config: AssociationConfig) -> int:
     """``dcmups scp``: the CLI's parsed arguments -> a running SCP until a signal."""
-    return asyncio.run(run_scp(options_from_args(args, config), out))
+    return run_loop(run_scp(options_from_args(args, config), out))
 
 
 def _parser() -> argparse.ArgumentParser:
