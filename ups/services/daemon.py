@@ -293,6 +293,15 @@ def _restore_signals(installed: list[tuple[int, Any]]) -> None:
 # ------------------------------------------------------------------------ the run
 
 
+def _say(line: str) -> None:
+    """One line on stderr in one write: workers share the stream, lines must not mix."""
+    data = (line + "\n").encode("utf-8", "replace")
+    try:
+        os.write(2, data)
+    except OSError:
+        pass
+
+
 def _describe(opts: ListenerOptions, port: int) -> str:
     host = opts.host or "*"
     if ":" in host:
@@ -346,12 +355,12 @@ async def run_listener(
     try:
         await listener.start()
     except NetError as exc:
-        print(f"dcmups: {exc}", file=sys.stderr)
+        _say(f"dcmups: {exc}")
         return EXIT_NETWORK
     installed = _install_signals(loop, stop)
     if opts.lifeline_fd is not None:
         loop.add_reader(opts.lifeline_fd, stop.set)  # readable means EOF: parent gone
-    print(_describe(opts, listener.port), file=sys.stderr, flush=True)
+    _say(_describe(opts, listener.port))
     if opts.ready_fd is not None:
         os.write(opts.ready_fd, b"r")
         os.close(opts.ready_fd)
@@ -384,7 +393,7 @@ async def run_listener(
         writer.flush()
         _restore_signals(installed)
     if output_error:
-        print(f"dcmups: output closed: {output_error[0]}", file=sys.stderr)
+        _say(f"dcmups: output closed: {output_error[0]}")
         rc = rc or EXIT_FAILURE
     return rc
 
@@ -401,7 +410,7 @@ async def _run_hook(hook: Hook, what: str) -> int:
     try:
         return await hook() or EXIT_OK
     except Exception as exc:
-        print(f"dcmups: {what} failed: {exc}", file=sys.stderr)
+        _say(f"dcmups: {what} failed: {exc}")
         return EXIT_FAILURE
 
 
@@ -425,7 +434,7 @@ def _child(opts: ListenerOptions, out: TextIO) -> None:
         os.setpgid(0, 0)
         code = run_loop(run_listener(opts, out))
     except BaseException as exc:  # noqa: BLE001 - a child must always reach _exit
-        print(f"dcmups: worker {opts.worker}: {exc!r}", file=sys.stderr)
+        _say(f"dcmups: worker {opts.worker}: {exc!r}")
     finally:
         with contextlib.suppress(Exception):
             out.flush()
@@ -481,7 +490,7 @@ def run_workers(
         os.close(ready_w)
         os.close(lifeline_r)
         if not _wait_ready(ready_r, n, ready_timeout):
-            print("dcmups: workers did not start", file=sys.stderr)
+            _say("dcmups: workers did not start")
             _signal_all(children, signal.SIGKILL)
             _reap(children)
             return EXIT_NETWORK
@@ -593,7 +602,7 @@ def run_from_cli(
         aet, host, port = parse_listen_address(args.L)
         calling, verifier = access_from_args(args)
     except (ValueError, ConfigError) as exc:
-        print(f"dcmups: {exc}", file=sys.stderr)
+        _say(f"dcmups: {exc}")
         return 64
     output: OutputMode = (
         "quiet"
