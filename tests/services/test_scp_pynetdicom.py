@@ -289,9 +289,14 @@ async def test_find_pending_responses(scp: UPSSCP, pn: PNClient) -> None:
 
 
 async def test_find_c_cancel(scp: UPSSCP, pn: PNClient) -> None:
+    count = 600
+    # Large matches (6 MB in all) fill every buffer between the SCP and this slow SCU,
+    # so the SCP is still streaming when the C-CANCEL-RQ arrives: no race to lose.
     def fill() -> None:
-        for _ in range(300):
-            creation = check_create(new_workitem(), iuid=str(generate_uid()))
+        for _ in range(count):
+            workitem = new_workitem()
+            workitem.CommentsOnTheScheduledProcedureStep = "x" * 10_000
+            creation = check_create(workitem, iuid=str(generate_uid()))
             scp.store.create_workitem(creation.dataset, now=time.time())
 
     await asyncio.to_thread(fill)
@@ -299,6 +304,7 @@ async def test_find_c_cancel(scp: UPSSCP, pn: PNClient) -> None:
     def find_then_cancel() -> list[int]:
         query = Dataset()
         query.PatientName = ""
+        query.CommentsOnTheScheduledProcedureStep = ""
         statuses: list[int] = []
         for status, _ in pn.assoc.send_c_find(query, UPS_PULL, msg_id=7):
             statuses.append(int(status.Status))
@@ -308,5 +314,5 @@ async def test_find_c_cancel(scp: UPSSCP, pn: PNClient) -> None:
         return statuses
 
     statuses = await asyncio.to_thread(find_then_cancel)
-    assert statuses[-1] == 0xFE00 and len(statuses) < 301
+    assert statuses[-1] == 0xFE00 and len(statuses) < count + 1
     assert scp.finds_cancelled == 1
