@@ -474,11 +474,11 @@ async def test_peer_disconnect_fails_waiters(net: Net) -> None:
 
 
 async def test_idle_timeout_aborts_only_when_idle(net: Net) -> None:
-    server = await net.serve(config=make_config(idle_timeout=0.3))
+    server = await net.serve(config=make_config(idle_timeout=0.6))
     assoc = await net.connect(server.port)
-    for _ in range(4):
+    for _ in range(6):  # 0.9 s in all, longer than -idleTO, but never 0.6 s idle
         await echo(assoc)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.15)
     assert assoc.is_established
     await asyncio.wait_for(assoc.wait_closed(), 3)
 
