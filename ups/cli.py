@@ -78,7 +78,8 @@ USAGE = (
     "dcmups <operation> <aet>[@<host>[:<port>]] [options]\n"
     "       dcmups -L <aet>[@<host>]:<port> [options]\n"
     "       dcmups scp <aet>@<host>:<port> --db PATH [options]\n"
-    "       dcmups demo"
+    "       dcmups demo\n"
+    "       dcmups bench <echo|find|get|event> <aet>@<host>:<port> [options]"
 )
 
 DESCRIPTION = """\
