@@ -12,12 +12,15 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ups.net.tls import TLSOptions
 
 PASSWORD = "test-pki-pw"
 
@@ -42,6 +45,24 @@ class PKI:
     client: Identity
     other_ca_pem: Path  # an unrelated CA
     other_client: Identity  # a client issued by the unrelated CA
+
+    def server_options(self, **overrides: Any) -> TLSOptions:
+        """TLS options for our acceptor: the server identity, trusting the test CA."""
+        return self._options(self.server, overrides)
+
+    def client_options(self, **overrides: Any) -> TLSOptions:
+        """TLS options for our requestor: the client identity, trusting the test CA."""
+        return self._options(self.client, overrides)
+
+    def _options(self, identity: Identity, overrides: dict[str, Any]) -> TLSOptions:
+        base: dict[str, Any] = {
+            "enabled": True,
+            "keystore": identity.pem,
+            "keystore_password": self.password,
+            "truststore": self.ca_pem,
+            "truststore_password": self.password,
+        }
+        return TLSOptions(**(base | overrides))
 
 
 @dataclass(frozen=True, slots=True)

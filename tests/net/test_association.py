@@ -54,7 +54,6 @@ from ups.net.errors import (
     NetError,
     NetTimeout,
 )
-from ups.net.tls import TLSOptions
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -531,31 +530,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def tls_server(pki: PKI, **overrides: Any) -> TLSOptions:
-    base: dict[str, Any] = dict(
-        enabled=True,
-        keystore=pki.server.pem,
-        keystore_password=pki.password,
-        truststore=pki.ca_pem,
-        truststore_password=pki.password,
-    )
-    return TLSOptions(**(base | overrides))
-
-
-def tls_client(pki: PKI, **overrides: Any) -> TLSOptions:
-    base: dict[str, Any] = dict(
-        enabled=True,
-        keystore=pki.client.pem,
-        keystore_password=pki.password,
-        truststore=pki.ca_pem,
-        truststore_password=pki.password,
-    )
-    return TLSOptions(**(base | overrides))
-
-
 async def test_tls_association(net: Net, pki: PKI) -> None:
-    server = await net.serve(config=make_config(tls=tls_server(pki)))
-    assoc = await net.connect(server.port, config=make_config(tls=tls_client(pki)))
+    server = await net.serve(config=make_config(tls=pki.server_options()))
+    assoc = await net.connect(server.port, config=make_config(tls=pki.client_options()))
     assert (await echo(assoc)).status == 0
     (peer,) = server.associations
     assert peer._transport is not None  # noqa: SLF001
@@ -565,14 +542,14 @@ async def test_tls_association(net: Net, pki: PKI) -> None:
 
 
 async def test_tls_client_without_certificate_refused(net: Net, pki: PKI) -> None:
-    server = await net.serve(config=make_config(tls=tls_server(pki)))
+    server = await net.serve(config=make_config(tls=pki.server_options()))
     with pytest.raises((ConnectFailed, AssociationAborted)):
-        await net.connect(server.port, config=make_config(tls=tls_client(pki, keystore=None)))
+        await net.connect(server.port, config=make_config(tls=pki.client_options(keystore=None)))
     assert not server.associations
 
 
 async def test_plain_client_on_tls_port_gets_a_clean_close(net: Net, pki: PKI) -> None:
-    server = await net.serve(config=make_config(tls=tls_server(pki)))
+    server = await net.serve(config=make_config(tls=pki.server_options()))
     loop = asyncio.get_running_loop()
     start = loop.time()
     with pytest.raises(AssociationAborted, match="before the association was established"):
@@ -582,7 +559,7 @@ async def test_plain_client_on_tls_port_gets_a_clean_close(net: Net, pki: PKI) -
 
 
 async def test_silent_client_on_tls_port_closed_by_handshake_timeout(net: Net, pki: PKI) -> None:
-    server = await net.serve(config=make_config(tls=tls_server(pki, handshake_timeout=0.5)))
+    server = await net.serve(config=make_config(tls=pki.server_options(handshake_timeout=0.5)))
     loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     start = loop.time()

@@ -26,28 +26,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     return make_pki(tmp_path_factory.mktemp("tls"))
 
 
-def server_opts(pki: PKI, **overrides: Any) -> TLSOptions:
-    base: dict[str, Any] = dict(
-        enabled=True,
-        keystore=pki.server.pem,
-        keystore_password=pki.password,
-        truststore=pki.ca_pem,
-        truststore_password=pki.password,
-    )
-    return TLSOptions(**(base | overrides))
-
-
-def client_opts(pki: PKI, **overrides: Any) -> TLSOptions:
-    base: dict[str, Any] = dict(
-        enabled=True,
-        keystore=pki.client.pem,
-        keystore_password=pki.password,
-        truststore=pki.ca_pem,
-        truststore_password=pki.password,
-    )
-    return TLSOptions(**(base | overrides))
-
-
 @dataclass
 class Outcome:
     """What one ping/pong over TLS showed: success with its parameters, or the failure."""
@@ -130,7 +108,7 @@ def raw_client(pki: PKI) -> ssl.SSLContext:
 
 
 async def test_mutual_auth_pem(pki: PKI) -> None:
-    out = await talk(server_context(server_opts(pki)), client_context(client_opts(pki)))
+    out = await talk(server_context(pki.server_options()), client_context(pki.client_options()))
     assert out.ok, out.error
     assert out.version == "TLSv1.3"  # B.12: TLS 1.3 attempted and preferred
     assert out.peer_cert is not None
@@ -138,43 +116,43 @@ async def test_mutual_auth_pem(pki: PKI) -> None:
 
 
 async def test_mutual_auth_pkcs12(pki: PKI) -> None:
-    sopts = server_opts(pki, keystore=pki.server.p12, truststore=pki.ca_p12)
-    copts = client_opts(pki, keystore=pki.client.p12, truststore=pki.ca_p12)
+    sopts = pki.server_options(keystore=pki.server.p12, truststore=pki.ca_p12)
+    copts = pki.client_options(keystore=pki.client.p12, truststore=pki.ca_p12)
     out = await talk(server_context(sopts), client_context(copts))
     assert out.ok, out.error
     assert out.peer_cert is not None
 
 
 async def test_tls12_negotiates_ecdhe_aead(pki: PKI) -> None:
-    copts = client_opts(pki, max_version="1.2")
-    out = await talk(server_context(server_opts(pki)), client_context(copts))
+    copts = pki.client_options(max_version="1.2")
+    out = await talk(server_context(pki.server_options()), client_context(copts))
     assert out.ok, out.error
     assert out.version == "TLSv1.2"
     assert out.cipher in TLS12_CIPHERS.split(":")
 
 
 async def test_client_without_certificate_refused_when_client_auth_on(pki: PKI) -> None:
-    copts = client_opts(pki, keystore=None)
-    out = await talk(server_context(server_opts(pki)), client_context(copts))
+    copts = pki.client_options(keystore=None)
+    out = await talk(server_context(pki.server_options()), client_context(copts))
     assert out.refused, out
 
 
 async def test_client_without_certificate_accepted_when_client_auth_off(pki: PKI) -> None:
-    sopts = server_opts(pki, client_auth=False, truststore=None)
-    out = await talk(server_context(sopts), client_context(client_opts(pki, keystore=None)))
+    sopts = pki.server_options(client_auth=False, truststore=None)
+    out = await talk(server_context(sopts), client_context(pki.client_options(keystore=None)))
     assert out.ok, out.error
     assert not out.peer_cert
 
 
 async def test_client_certificate_from_wrong_ca_refused(pki: PKI) -> None:
-    copts = client_opts(pki, keystore=pki.other_client.p12)
-    out = await talk(server_context(server_opts(pki)), client_context(copts))
+    copts = pki.client_options(keystore=pki.other_client.p12)
+    out = await talk(server_context(pki.server_options()), client_context(copts))
     assert out.refused, out
 
 
 async def test_client_refuses_server_outside_its_truststore(pki: PKI) -> None:
-    copts = client_opts(pki, truststore=pki.other_ca_pem)
-    out = await talk(server_context(server_opts(pki)), client_context(copts))
+    copts = pki.client_options(truststore=pki.other_ca_pem)
+    out = await talk(server_context(pki.server_options()), client_context(copts))
     assert isinstance(out.error, ssl.SSLCertVerificationError)
     assert not out.served
 
@@ -189,7 +167,7 @@ async def test_tls11_only_client_refused(pki: PKI) -> None:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     except (ValueError, ssl.SSLError) as exc:
         pytest.skip(f"local OpenSSL cannot build a TLS 1.1 client: {exc}")
-    out = await talk(server_context(server_opts(pki)), ctx)
+    out = await talk(server_context(pki.server_options()), ctx)
     assert out.refused, out
     assert out.version is None  # refused during the handshake itself
 
@@ -198,7 +176,7 @@ async def test_non_aead_tls12_cipher_client_refused(pki: PKI) -> None:
     ctx = raw_client(pki)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256")
-    out = await talk(server_context(server_opts(pki)), ctx)
+    out = await talk(server_context(pki.server_options()), ctx)
     assert out.refused, out
     assert out.version is None  # refused during the handshake itself
 
@@ -207,7 +185,7 @@ async def test_non_aead_tls12_cipher_client_refused(pki: PKI) -> None:
 
 
 def test_contexts_follow_the_profile(pki: PKI) -> None:
-    for ctx in (server_context(server_opts(pki)), client_context(client_opts(pki))):
+    for ctx in (server_context(pki.server_options()), client_context(pki.client_options())):
         assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
         assert ctx.maximum_version == ssl.TLSVersion.TLSv1_3
         assert ctx.options & ssl.OP_NO_COMPRESSION
@@ -220,13 +198,13 @@ def test_contexts_follow_the_profile(pki: PKI) -> None:
 
 
 def test_version_override(pki: PKI) -> None:
-    ctx = client_context(client_opts(pki, min_version="1.3"))
+    ctx = client_context(pki.client_options(min_version="1.3"))
     assert ctx.minimum_version == ssl.TLSVersion.TLSv1_3
-    assert server_context(server_opts(pki, client_auth=False)).verify_mode == ssl.CERT_NONE
+    assert server_context(pki.server_options(client_auth=False)).verify_mode == ssl.CERT_NONE
 
 
 def test_seed_protocol_flags_that_match_the_profile_are_accepted(pki: PKI) -> None:
-    opts = client_opts(pki, tls1=True, no_tls1=True, no_ssl2=True, no_ssl3=True)
+    opts = pki.client_options(tls1=True, no_tls1=True, no_ssl2=True, no_ssl3=True)
     assert client_context(opts).minimum_version == ssl.TLSVersion.TLSv1_2
     assert TLSOptions().handshake_timeout == 10.0
     assert TLSOptions(handshake_timeout=2.5).handshake_timeout == 2.5
@@ -235,19 +213,19 @@ def test_seed_protocol_flags_that_match_the_profile_are_accepted(pki: PKI) -> No
 def test_key_password_defaults_to_keystore_password(pki: PKI) -> None:
     assert TLSOptions(keystore_password="a").effective_key_password == "a"
     assert TLSOptions(keystore_password="a", key_password="b").effective_key_password == "b"
-    opts = client_opts(pki, keystore_password="unused", key_password=pki.password)
+    opts = pki.client_options(keystore_password="unused", key_password=pki.password)
     client_context(opts)
 
 
 def test_keystore_as_file_url(pki: PKI) -> None:
-    client_context(client_opts(pki, keystore=pki.client.pem.as_uri()))
+    client_context(pki.client_options(keystore=pki.client.pem.as_uri()))
 
 
 def test_staged_key_file_is_removed(pki: PKI, tmp_path: Path, monkeypatch: Any) -> None:
     staging = tmp_path / "staging"
     staging.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(staging))
-    server_context(server_opts(pki, keystore=pki.server.p12))
+    server_context(pki.server_options(keystore=pki.server.p12))
     assert list(staging.iterdir()) == []
 
 
@@ -298,8 +276,8 @@ def test_java_keystores_refused_with_conversion_hint(
     store = tmp_path / "site.jks"
     store.write_bytes(magic + b"\x00\x00\x00\x02" + b"\x00" * 40)
     builds: list[Callable[[], ssl.SSLContext]] = [
-        lambda: server_context(server_opts(pki, keystore=store)),
-        lambda: client_context(client_opts(pki, truststore=store)),
+        lambda: server_context(pki.server_options(keystore=store)),
+        lambda: client_context(pki.client_options(truststore=store)),
     ]
     for build in builds:
         with pytest.raises(TLSConfigError) as info:
@@ -311,7 +289,7 @@ def test_java_keystores_refused_with_conversion_hint(
 
 
 def test_wrong_pkcs12_password_is_clear_and_secret(pki: PKI) -> None:
-    opts = server_opts(pki, keystore=pki.server.p12, keystore_password="Wr0ngPassw0rd")
+    opts = pki.server_options(keystore=pki.server.p12, keystore_password="Wr0ngPassw0rd")
     with pytest.raises(TLSConfigError) as info:
         server_context(opts)
     text = str(info.value)
@@ -322,51 +300,51 @@ def test_wrong_pkcs12_password_is_clear_and_secret(pki: PKI) -> None:
 
 def test_wrong_pem_key_password(pki: PKI) -> None:
     with pytest.raises(TLSConfigError, match="wrong key password") as info:
-        server_context(server_opts(pki, keystore_password="Wr0ngPassw0rd"))
+        server_context(pki.server_options(keystore_password="Wr0ngPassw0rd"))
     assert str(pki.server.pem) in str(info.value)
     assert "Wr0ngPassw0rd" not in str(info.value)
 
 
 def test_wrong_truststore_password(pki: PKI) -> None:
     with pytest.raises(TLSConfigError, match="wrong password"):
-        client_context(client_opts(pki, truststore=pki.ca_p12, truststore_password="nope"))
+        client_context(pki.client_options(truststore=pki.ca_p12, truststore_password="nope"))
 
 
 def test_missing_and_unreadable_files_named(pki: PKI, tmp_path: Path) -> None:
     missing = tmp_path / "absent.p12"
     with pytest.raises(TLSConfigError, match="cannot read keystore") as info:
-        server_context(server_opts(pki, keystore=missing))
+        server_context(pki.server_options(keystore=missing))
     assert str(missing) in str(info.value)
     with pytest.raises(TLSConfigError, match="cannot read truststore"):
-        client_context(client_opts(pki, truststore=tmp_path))  # a directory
+        client_context(pki.client_options(truststore=tmp_path))  # a directory
 
 
 def test_store_contents_checked(pki: PKI, tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"not a store")
     with pytest.raises(TLSConfigError, match="neither PEM nor PKCS#12"):
-        server_context(server_opts(pki, keystore=junk))
+        server_context(pki.server_options(keystore=junk))
     with pytest.raises(TLSConfigError, match="holds no private key"):
-        server_context(server_opts(pki, keystore=pki.ca_pem))
+        server_context(pki.server_options(keystore=pki.ca_pem))
     mismatched = tmp_path / "mismatched.pem"
     key = pki.client.pem.read_bytes().split(b"-----BEGIN ENCRYPTED")[1]
     mismatched.write_bytes(pki.ca_pem.read_bytes() + b"-----BEGIN ENCRYPTED" + key)
     with pytest.raises(TLSConfigError, match="no certificate for its private key"):
-        server_context(server_opts(pki, keystore=mismatched))
+        server_context(pki.server_options(keystore=mismatched))
     empty = tmp_path / "empty.pem"
     empty.write_bytes(b"-----BEGIN NOTHING-----\n")
     with pytest.raises(TLSConfigError, match="holds no certificates"):
-        client_context(client_opts(pki, truststore=empty))
+        client_context(pki.client_options(truststore=empty))
 
 
 def test_missing_stores(pki: PKI) -> None:
     with pytest.raises(TLSConfigError, match="server needs a certificate"):
-        server_context(server_opts(pki, keystore=None))
+        server_context(pki.server_options(keystore=None))
     with pytest.raises(TLSConfigError, match="-noclientauth"):
-        server_context(server_opts(pki, truststore=None))
+        server_context(pki.server_options(truststore=None))
     with pytest.raises(TLSConfigError, match="needs a truststore"):
-        client_context(client_opts(pki, truststore=None))
+        client_context(pki.client_options(truststore=None))
     with pytest.raises(TLSConfigError, match="not shipped"):
-        server_context(server_opts(pki, keystore="resource:tls/test_sys_1.p12"))
+        server_context(pki.server_options(keystore="resource:tls/test_sys_1.p12"))
     with pytest.raises(TLSConfigError, match="only file paths"):
-        client_context(client_opts(pki, truststore="https://example.invalid/ca.pem"))
+        client_context(pki.client_options(truststore="https://example.invalid/ca.pem"))
