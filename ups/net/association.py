@@ -119,7 +119,7 @@ DEFAULT_HANDLERS: Mapping[str, Handler] = {VERIFICATION: _echo}
 class _Pending:
     """One outstanding request we sent: its future, and for C-FIND a queue of matches."""
 
-    __slots__ = ("request", "future", "sent_at", "stream", "ready", "discard")
+    __slots__ = ("request", "future", "sent_at", "stream", "ready")
 
     def __init__(self, request: Request, future: asyncio.Future[Response], now: float) -> None:
         self.request = request
@@ -127,7 +127,6 @@ class _Pending:
         self.sent_at = now
         self.stream: deque[Response] | None = None
         self.ready: asyncio.Future[None] | None = None
-        self.discard = False
 
     def describe(self) -> str:
         message_id = getattr(self.request, "message_id", 0)
@@ -267,7 +266,6 @@ class Association(asyncio.Protocol):
                 await pending.ready  # set by the next response or by a failure
         finally:
             if not finished and not pending.future.done() and self.is_established:
-                pending.discard = True
                 pending.stream = None
                 self._send_message(CCancelRQ(request.message_id), context_id)
 

@@ -33,20 +33,6 @@ class UnrecognizedPDU(PDUError):
         super().__init__(message, AbortReason.UNRECOGNIZED_PDU)
 
 
-class UnexpectedPDU(PDUError):
-    """A PDU not allowed in the current state (A-ABORT reason 2)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, AbortReason.UNEXPECTED_PDU)
-
-
-class UnrecognizedParameter(PDUError):
-    """An unknown mandatory item (A-ABORT reason 4)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, AbortReason.UNRECOGNIZED_PDU_PARAMETER)
-
-
 class UnexpectedParameter(PDUError):
     """An item out of place, duplicated or missing (A-ABORT reason 5)."""
 
