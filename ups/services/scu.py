@@ -42,6 +42,8 @@ from ups.net.association import Association
 from ups.net.config import AssociationConfig
 from ups.net.errors import NoPresentationContext
 from ups.net.requestor import build_request, connect
+from ups.pdu.codec import check_ae_title
+from ups.pdu.errors import PDUError
 from ups.pdu.items import UserIdentityRQ
 from ups.pdu.negotiation import AcceptedContext
 from ups.services.uids import (
@@ -485,8 +487,10 @@ def parse_remote(spec: str, default_port: int = 104) -> tuple[str, str, int]:
         host, port_text = rest[1:end], rest[end + 2 :]
     elif rest.count(":") == 1:
         host, port_text = rest.split(":")
-    if not aet or len(aet) > 16 or not aet.isascii() or "\\" in aet:
-        raise UserInputError(f"bad AE title in {spec!r}: 1-16 ASCII characters, no backslash")
+    try:
+        check_ae_title(aet, "AE title")  # the one PS3.5 AE rule the requestor enforces too
+    except PDUError as exc:
+        raise UserInputError(f"bad AE title in {spec!r}: {exc}") from None
     try:
         port = int(port_text) if port_text else default_port
     except ValueError:
