@@ -87,6 +87,7 @@ _FIRST = asyncio.FIRST_COMPLETED
 _CANCEL = 0xFE00
 _SOP_CLASS_NOT_SUPPORTED = 0x0122
 _LINGER = 2.0
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 """Seconds a closing transport may spend flushing to a peer that does not read."""
 _UNLIMITED_BACKLOG = 256
 """Requests answered into a stalled write buffer before reading stops (window 0)."""
@@ -100,11 +101,29 @@ class RequestContext:
     context: AcceptedContext
     cancelled: bool = False
     """Set when the peer sent C-CANCEL-RQ for this request (C-FIND, PS3.7 §9.3.2.3)."""
+    context_id: int = 0
+    message_id: int = 0
+
+    def respond(self, response: Response) -> None:
+        """Answer a request whose handler returned ``DEFERRED``; later calls are ignored."""
+        self.association._respond(self, response)
 
 
-HandlerResult = Response | Awaitable[Response] | AsyncIterator[Response]
+class Deferred:
+    """The type of ``DEFERRED``: the handler answers later through ``ctx.respond``.
+
+    Cheaper than an awaitable (no task per request): the listener answers a whole read's
+    events at once after writing them (DESIGN.md: writes are batched per read).
+    """
+
+    __slots__ = ()
+
+
+DEFERRED = Deferred()
+
+HandlerResult = Response | Awaitable[Response] | AsyncIterator[Response] | Deferred
 Handler = Callable[[Request, RequestContext], HandlerResult]
-"""Answers one request: a response now, later (awaitable), or a stream (async iterator)."""
+"""Answers one request: a response now, later (awaitable or ``DEFERRED``), or a stream."""
 
 
 def _echo(request: Request, ctx: RequestContext) -> Response:
@@ -200,6 +219,10 @@ class Association(asyncio.Protocol):
         self._close_at: float | None = None
         self._kill_at: float | None = None
         self.peer: tuple[Any, ...] | None = None
+        self._in_read = False  # inside data_received: writes wait for its end (one per read)
+        self._read_end: list[Callable[[], None]] = []
+        self._flush_soon: asyncio.Handle | None = None
+        self._socket: Any = None  # for TCP_QUICKACK; None when not TCP or not Linux
 
     # ================================================================== public API
 
@@ -313,6 +336,8 @@ class Association(asyncio.Protocol):
                     # asyncio turns Nagle off by itself; -tcpdelay must turn it back on.
                     nodelay = 1 if self.config.tcp_nodelay else 0
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)
+                    if self.config.tcp_quickack and _TCP_QUICKACK is not None:
+                        self._socket = sock
                 if self.config.so_sndbuf:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.so_sndbuf)
                 if self.config.so_rcvbuf:
@@ -333,12 +358,20 @@ class Association(asyncio.Protocol):
         now = self._loop.time()
         self._last_activity = now
         machine = self._machine
-        machine.receive_data(data, now)
-        events = machine.events()
-        for event in events:
-            self._on_event(event)
-        # One flush for what the machine answered (A-ABORT, A-RELEASE-RP, A-ASSOCIATE-RJ)
-        # and anything the events queued; DIMSE responses were already written in order.
+        self._in_read = True
+        try:
+            machine.receive_data(data, now)
+            events = machine.events()
+            for event in events:
+                self._on_event(event)
+            while self._read_end:
+                hooks, self._read_end = self._read_end, []
+                for hook in hooks:
+                    hook()
+        finally:
+            self._in_read = False
+        # One write for everything this read caused: DIMSE responses in order, and what
+        # the machine answered itself (A-ABORT, A-RELEASE-RP, A-ASSOCIATE-RJ).
         out = machine.data_to_send()
         if out and self._transport is not None:
             self._transport.write(out)
@@ -354,10 +387,40 @@ class Association(asyncio.Protocol):
             if self._partial_since is None or events:
                 self._partial_since = now
                 self._arm(now + self.config.pdu_timeout)
+            self._quickack()
         else:
             self._partial_since = None
+            reassembler = self._reassembler
+            if reassembler is not None and not reassembler.idle:
+                self._quickack()
         if self.config.idle_timeout is not None:
             self._arm(now + self.config.idle_timeout)
+
+    def _quickack(self) -> None:
+        """ACK now: we wait for the rest of a message, and its sender may be waiting for us.
+
+        A peer that leaves Nagle on (pynetdicom, DCMTK without TCP_NODELAY=1) sends the
+        second half of a message only once its first half is acknowledged, and Linux
+        delays that ACK by up to 40 ms. TCP_QUICKACK is not sticky, so it is set after
+        each read that leaves a message incomplete (never on the complete-read hot path).
+        """
+        sock = self._socket
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                self._socket = None
+
+    def at_read_end(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once the current read's messages are handled, before its one write.
+
+        Outside ``data_received`` the hook runs at once. The listener writes a read's
+        events out together here, then answers them (DESIGN.md: writes batched per read).
+        """
+        if self._in_read:
+            self._read_end.append(hook)
+        else:
+            hook()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too; connection_lost follows
@@ -586,7 +649,8 @@ class Association(asyncio.Protocol):
                 self._pause_reading("write")
         assert self.negotiated is not None
         context = self.negotiated.contexts[context_id]
-        ctx = RequestContext(self, context)
+        message_id: int = getattr(request, "message_id", 0)
+        ctx = RequestContext(self, context, False, context_id, message_id)
         handler = self._handlers.get(context.abstract_syntax)
         if handler is None:
             self._send_message(
@@ -604,10 +668,12 @@ class Association(asyncio.Protocol):
             return
         if hasattr(result, "COMMAND_FIELD"):  # the fast path: answered at once
             self._send_message(cast(Response, result), context_id)
+        elif result is DEFERRED:
+            self._performing[message_id] = ctx  # counts in the window until answered
         elif hasattr(result, "__aiter__"):
             self._perform(request, context_id, ctx, cast(AsyncIterator[Response], result))
         else:
-            awaitable: Awaitable[Response] = result
+            awaitable = cast(Awaitable[Response], result)
             self._perform(request, context_id, ctx, _await_one(awaitable))
 
     def _perform(
@@ -617,10 +683,9 @@ class Association(asyncio.Protocol):
         ctx: RequestContext,
         responses: AsyncIterator[Response],
     ) -> None:
-        message_id = getattr(request, "message_id", 0)
         # Reading goes on while the peer stays within its window, so that a C-CANCEL-RQ,
         # an A-RELEASE-RQ or an A-ABORT still gets through (see ``_on_request``).
-        self._performing[message_id] = ctx
+        self._performing[ctx.message_id] = ctx
         task = self._loop.create_task(self._run_handler(request, context_id, ctx, responses))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -632,7 +697,6 @@ class Association(asyncio.Protocol):
         ctx: RequestContext,
         responses: AsyncIterator[Response],
     ) -> None:
-        message_id = getattr(request, "message_id", 0)
         try:
             async for response in responses:
                 if self._failure is not None:
@@ -655,15 +719,31 @@ class Association(asyncio.Protocol):
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
-            if self._performing.get(message_id) is ctx:
-                del self._performing[message_id]
-            self._start_waiting()
-            idle = not self._performing and not self._waiting
-            if idle and self._all_performed is not None and not self._all_performed.done():
-                self._all_performed.set_result(None)
-            if self._release_after_performing and idle:
-                self._release_after_performing = False
-                self._answer_release()
+            self._performed(ctx)
+
+    def _respond(self, ctx: RequestContext, response: Response) -> None:
+        """``ctx.respond``: the answer to a ``DEFERRED`` request."""
+        if self._performing.get(ctx.message_id) is not ctx:
+            return  # answered already, or the association is gone
+        if self._failure is None:
+            self._send_message(response, ctx.context_id, coalesce=True)
+        self._performed(ctx)
+
+    def _flush_later(self) -> None:
+        self._flush_soon = None
+        self._flush()
+
+    def _performed(self, ctx: RequestContext) -> None:
+        """A request we performed is answered: free its place, start what waited."""
+        if self._performing.get(ctx.message_id) is ctx:
+            del self._performing[ctx.message_id]
+        self._start_waiting()
+        idle = not self._performing and not self._waiting
+        if idle and self._all_performed is not None and not self._all_performed.done():
+            self._all_performed.set_result(None)
+        if self._release_after_performing and idle:
+            self._release_after_performing = False
+            self._answer_release()
 
     def _start_waiting(self) -> None:
         """Start requests held back by the window as places free up; then read again."""
@@ -721,8 +801,13 @@ class Association(asyncio.Protocol):
             self._arm(self._reaper_due)
         return pending
 
-    def _send_message(self, message: Message, context_id: int) -> None:
-        """Encode once and write once; a no-op when the association can't carry data."""
+    def _send_message(self, message: Message, context_id: int, *, coalesce: bool = False) -> None:
+        """Encode once; a no-op when the association can't carry data.
+
+        Inside a read the write waits for the read's end (one write per read). With
+        ``coalesce`` the answers given in one loop pass share one write; otherwise the
+        write is immediate, so that a stream's flow control sees its buffer fill.
+        """
         state = self._machine.state
         if state is not State.STA6 and state is not State.STA8:
             return
@@ -731,7 +816,12 @@ class Association(asyncio.Protocol):
             context_id, command, message.dataset, self._send_limit, pack=self.config.pack_pdv
         )
         self._machine.send_pdata(encoded)
-        self._flush()
+        if self._in_read:
+            return
+        if not coalesce:
+            self._flush()
+        elif self._flush_soon is None:
+            self._flush_soon = self._loop.call_soon(self._flush_later)
 
     async def _acquire_slot(self) -> None:
         """Take a place in the Asynchronous Operations Window, waiting for one if full."""
@@ -854,6 +944,9 @@ class Association(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
+            self._flush_soon = None
         if self._failure is None:
             self._failure = AssociationAborted("association released")
         self._record_failure(self._failure)

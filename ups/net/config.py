@@ -41,6 +41,9 @@ class AssociationConfig:
     """-soclosedelay: wait before closing the socket after sending A-ABORT."""
     tcp_nodelay: bool = True
     """TCP_NODELAY; -tcpdelay turns it off."""
+    tcp_quickack: bool = True
+    """Linux TCP_QUICKACK after a read that leaves a message incomplete, so that a peer
+    with Nagle on is not held up by our delayed ACK (about 40 ms a message)."""
     so_sndbuf: int | None = None
     so_rcvbuf: int | None = None
     max_pdata_receive: int = DEFAULT_PDU_LENGTH
@@ -58,6 +61,9 @@ class AssociationConfig:
     write_buffer_limit: int = 256 * 1024
     """Above this many unsent bytes we stop reading and make senders wait."""
     tls: TLSOptions | None = None
+    allow_cleartext_passcodes: bool = False
+    """Acceptor: let a transport-bound identity verifier (``--users``) accept a passcode
+    over plain TCP (``--allow-cleartext-passcodes``). Off: refused 1/1/1, see the README."""
 
     def handshake_timeout(self, acceptor: bool) -> float:
         """TLS handshake limit: never longer than the association-request timer."""
