@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from ups.dimse.errors import EncodeError, MalformedCommand
 
@@ -172,6 +172,43 @@ ENCODERS: Final[dict[int, Callable[[int, CommandValue], bytes]]] = {
     tag: _ENCODER_OF_KIND[kind] for tag, kind in _KIND.items()
 }
 """Tag → function(tag, value) giving the complete encoded element."""
+
+
+_UI_CACHE: dict[str, bytes] = {}
+_UI_CACHE_SIZE: Final = 4096
+
+
+def _fast_ui(tag: int, value: str) -> bytes:
+    """``_encode_ui`` without the type check, remembering recent values' encodings.
+
+    A listener answers many events for the same SOP class and, in bursts, the same
+    workitem: most UIDs it encodes it has encoded moments before.
+    """
+    raw = _UI_CACHE.get(value)
+    if raw is None:
+        raw = value.encode("ascii")
+        if len(raw) & 1:
+            raw += b"\0"
+        if len(_UI_CACHE) >= _UI_CACHE_SIZE:
+            _UI_CACHE.clear()
+        _UI_CACHE[value] = raw
+    return _HEADER.pack(tag, len(raw)) + raw
+
+
+def _fast_us(tag: int, value: int) -> bytes:
+    return _US_ELEMENT.pack(tag, 2, value)
+
+
+FAST_ENCODERS: Final[dict[int, Callable[[int, Any], bytes]]] = {
+    **ENCODERS,
+    **{tag: _fast_ui for tag, kind in _KIND.items() if kind == _UI},
+    **{tag: _fast_us for tag, kind in _KIND.items() if kind == _US},
+}
+"""``ENCODERS`` with the two hot kinds (UI, US) unchecked: for callers that fall back to
+``ENCODERS`` when one raises (``ups.dimse.messages.encode_command``)."""
+
+pack_group_length: Final = _GROUP_LENGTH.pack
+"""(0, 4, length of the rest) → the Command Group Length element."""
 
 
 def encode_element(tag: int, value: CommandValue) -> bytes:

@@ -16,9 +16,10 @@ and decoding are driven by that table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import ClassVar, Final
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass
+from dataclasses import fields as dataclass_fields
+from typing import Any, ClassVar, Final
 
 from ups.dimse.codec import (
     ACTION_TYPE_ID,
@@ -32,6 +33,7 @@ from ups.dimse.codec import (
     ERROR_COMMENT,
     ERROR_ID,
     EVENT_TYPE_ID,
+    FAST_ENCODERS,
     MESSAGE_ID,
     MESSAGE_ID_BEING_RESPONDED_TO,
     MOVE_ORIGINATOR_AE_TITLE,
@@ -46,8 +48,10 @@ from ups.dimse.codec import (
     decode_command_set,
     encode_element,
     join_elements,
+    pack_group_length,
 )
 from ups.dimse.errors import EncodeError, MalformedCommand, UnrecognizedOperation
+from ups.pdu.fastinit import fast_new
 
 VERIFICATION_SOP_CLASS: Final = "1.2.840.10008.1.1"
 
@@ -485,6 +489,14 @@ _PLANS: Final[dict[type[Message], tuple[_Step, ...]]] = {
 
 def encode_command(msg: Message) -> bytes:
     """The command set (group 0000, Implicit VR Little Endian) of ``msg``."""
+    try:
+        return _encode_fast(msg)
+    except Exception:  # noqa: BLE001 - the checked encoder says precisely what is wrong
+        return _encode_checked(msg)
+
+
+def _encode_checked(msg: Message) -> bytes:
+    """The reference encoder: every value type-checked, ``extra`` elements merged."""
     parts: list[tuple[int, bytes]] = []
     append = parts.append
     for tag, attr, enc in _PLANS[type(msg)]:
@@ -505,6 +517,42 @@ def encode_command(msg: Message) -> bytes:
             append((tag, encode_element(tag, value)))
         parts.sort(key=lambda part: part[0])
     return join_elements([raw for _, raw in parts])
+
+
+_FastStep = tuple[str, int, Any]  # (attribute or "", tag, unchecked encoder or fixed bytes)
+
+
+def _fast_plan(cls: type[Message]) -> tuple[_FastStep, ...]:
+    return tuple((attr, tag, FAST_ENCODERS[tag] if attr else enc) for tag, attr, enc in _PLANS[cls])
+
+
+_FAST_PLANS: Final[dict[type[Message], tuple[_FastStep, ...]]] = {
+    cls: _fast_plan(cls) for cls in MESSAGE_TYPES.values()
+}
+
+
+def _encode_fast(msg: Message) -> bytes:
+    """``_encode_checked`` without its checks: the per-message path of every answer.
+
+    Anything unusual (a value of the wrong type, ``extra`` elements) raises, and
+    ``encode_command`` then falls back to the checked encoder, so the bytes and the
+    errors stay exactly the reference encoder's.
+    """
+    if msg.extra:
+        raise EncodeError("extra elements: use the checked encoder")
+    parts: list[bytes] = []
+    append = parts.append
+    for attr, tag, enc in _FAST_PLANS[type(msg)]:
+        if attr:
+            value = getattr(msg, attr)
+            if value is not None:
+                append(enc(tag, value))
+        elif enc is None:
+            append(_CDST_NONE if msg.dataset is None else _CDST_PRESENT)
+        else:
+            append(enc)
+    body = b"".join(parts)
+    return pack_group_length(0, 4, len(body)) + body
 
 
 # --- decoding ---------------------------------------------------------------------
@@ -532,24 +580,48 @@ def message_from_elements(elements: Mapping[int, CommandValue], dataset: bytes |
             "Command Data Set Type (0000,0800) disagrees with the data set received",
             message_id=message_id,
         )
-    kwargs: dict[str, object] = {}
-    for tag, attr, required in cls._FIELDS:
-        value = elements.get(tag)
+    construct, plan = _DECODE_PLANS[cls]
+    values: list[object] = []
+    present = 2  # Command Field and Command Data Set Type
+    for tag, required, default in plan:
+        value: object = elements.get(tag)
         if value is None:
             if required:
                 raise MalformedCommand(
                     f"{cls.__name__} lacks required element (0000,{tag:04X})",
                     message_id=message_id,
                 )
-            continue
-        kwargs[attr] = value
-    if len(kwargs) + 2 != len(elements):
+            value = default
+        else:
+            present += 1
+        values.append(value)
+    extra: Extra = ()
+    if present != len(elements):
         known = {tag for tag, _, _ in cls._FIELDS}
         known.update((COMMAND_FIELD, COMMAND_DATA_SET_TYPE))
-        kwargs["extra"] = tuple(
-            (tag, elements[tag]) for tag in sorted(elements) if tag not in known
-        )
-    return cls(dataset=dataset, **kwargs)  # type: ignore[arg-type]
+        extra = tuple((tag, elements[tag]) for tag in sorted(elements) if tag not in known)
+    return construct(*values, dataset, extra)
+
+
+def _decode_plan(cls: type[Message]) -> tuple[Callable[..., Message], _DecodePlan]:
+    """The class's fields in constructor order as (tag, required, default), then
+    ``dataset`` and ``extra``: what ``message_from_elements`` fills positionally."""
+    by_attr = {attr: (tag, required) for tag, attr, required in cls._FIELDS}
+    plan: list[tuple[int, bool, object]] = []
+    names = [f.name for f in dataclass_fields(cls)]
+    if names[-2:] != ["dataset", "extra"] or set(names[:-2]) != set(by_attr):
+        raise TypeError(f"{cls.__name__}: fields and _FIELDS disagree")
+    for f in dataclass_fields(cls)[:-2]:
+        tag, required = by_attr[f.name]
+        default = None if f.default is MISSING else f.default
+        plan.append((tag, required, default))
+    return fast_new(cls), tuple(plan)
+
+
+_DecodePlan = tuple[tuple[int, bool, object], ...]
+_DECODE_PLANS: Final[dict[type[Message], tuple[Callable[..., Message], _DecodePlan]]] = {
+    cls: _decode_plan(cls) for cls in MESSAGE_TYPES.values()
+}
 
 
 def decode_message(command: bytes, dataset: bytes | None) -> Message:

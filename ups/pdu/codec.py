@@ -28,6 +28,7 @@ from ups.pdu.errors import (
     UnexpectedParameter,
     UnrecognizedPDU,
 )
+from ups.pdu.fastinit import fast_new
 from ups.pdu.items import (
     AsyncOpsWindow,
     PresentationContextAC,
@@ -500,6 +501,10 @@ def encode_pdata_pdvs(pdvs: tuple[PDV, ...]) -> bytes:
     return b"".join(parts)
 
 
+_new_pdv = fast_new(PDV)
+_new_pdata = fast_new(PDataTF)
+
+
 def _decode_pdata(body: memoryview) -> PDataTF:
     pdvs: list[PDV] = []
     offset = 0
@@ -517,9 +522,9 @@ def _decode_pdata(body: memoryview) -> PDataTF:
         offset += 4 + length
         # Bits 2-7 of the message control header are reserved and not tested.
         pdvs.append(
-            PDV(context_id, bool(control & 1), bool(control & 2), bytes(body[start:offset]))
+            _new_pdv(context_id, bool(control & 1), bool(control & 2), bytes(body[start:offset]))
         )
-    return PDataTF(tuple(pdvs))
+    return _new_pdata(tuple(pdvs))
 
 
 # --------------------------------------------------------------------------- dispatch

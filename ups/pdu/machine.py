@@ -39,6 +39,7 @@ from ups.pdu.events import (
     TransportClosed,
     UpperLayerEvent,
 )
+from ups.pdu.fastinit import fast_new
 from ups.pdu.framer import Framer
 from ups.pdu.fsm import Action, Event, State, is_valid, transition
 from ups.pdu.pdus import (
@@ -88,6 +89,7 @@ _RELEASE_RP = encode_pdu(AReleaseRP())
 _USER_ABORT = encode_pdu(AAbort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED))
 
 _STA6 = State.STA6
+_new_data_indication = fast_new(DataIndication)
 _STA8 = State.STA8
 
 _Handler = Callable[["UpperLayer", Event, object, float], "State | None"]
@@ -263,7 +265,7 @@ class UpperLayer:
             if pdu is None:
                 return
             if type(pdu) is PDataTF and self._state is _STA6:
-                events.append(DataIndication(pdu))  # DT-2, the hot path
+                events.append(_new_data_indication(pdu))  # DT-2, the hot path
                 continue
             self._run(_PDU_EVENT[type(pdu)], pdu, now)
 
