@@ -50,7 +50,7 @@ from ups.net.errors import NetError
 from ups.net.loop import run as run_loop
 from ups.pdu.negotiation import IdentityVerifier
 from ups.services.events import UPSEvent
-from ups.services.listener import EventListener, parse_listen_address, serve_events
+from ups.services.listener import EventListener, parse_listen_address
 from ups.services.output import json_line, to_json_model
 from ups.services.scpconfig import ConfigError, calling_ae_set, load_users
 
@@ -220,6 +220,39 @@ class _LineWriter:
             self._out.flush()
 
 
+class _LineBatch:
+    """The daemon's consumer: render each event as it arrives, write a read's lines at once.
+
+    ``commit`` is one ``os.write`` (one lock, with workers) for every event of a read;
+    the listener answers them Success only after it returned (DESIGN.md: writes are
+    batched per read).
+    """
+
+    def __init__(self, writer: _LineWriter, render: Callable[[UPSEvent], str]) -> None:
+        self._writer = writer
+        self._render = render
+        self._lines: list[str] = []
+        self.on_error: Callable[[OSError], None] | None = None
+
+    def add(self, event: UPSEvent) -> None:
+        self._lines.append(self._render(event))
+
+    def commit(self) -> None:
+        lines, self._lines = self._lines, []
+        if not lines:
+            return
+        try:
+            self._writer.write("\n".join(lines))
+        except OSError as exc:
+            if self.on_error is not None:
+                self.on_error(exc)
+            raise
+
+
+def _ignore(event: UPSEvent) -> None:
+    """Quiet mode's consumer: the listener's counters are the output."""
+
+
 class _Counter:
     """Quiet mode's periodic line: totals and the rate since the previous line."""
 
@@ -328,20 +361,16 @@ async def run_listener(
     output_error: list[OSError] = []
     as_json = opts.output == "json"
 
-    def on_event(event: UPSEvent) -> None:
-        if opts.output == "quiet":
-            return
-        line = json_line(event_json(event)) if as_json else format_event_line(event)
-        try:
-            writer.write(line)
-        except OSError as exc:
-            if not output_error:
-                output_error.append(exc)
-                stop.set()
-            raise
+    render = (lambda e: json_line(event_json(e))) if as_json else format_event_line
+    batch = _LineBatch(writer, render)
 
-    listener = serve_events(
-        on_event,
+    def output_failed(exc: OSError) -> None:
+        if not output_error:
+            output_error.append(exc)
+            stop.set()
+
+    batch.on_error = output_failed
+    listener = EventListener(
         (opts.host, opts.port),
         opts.ae_title,
         config=opts.config,
@@ -351,6 +380,8 @@ async def run_listener(
         reuse_port=opts.reuse_port,
         calling_ae_titles=opts.calling_ae_titles,
         verify_identity=opts.verify_identity,
+        callback=_ignore if opts.output == "quiet" else None,
+        consumer=None if opts.output == "quiet" else batch,
     )
     try:
         await listener.start()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from pydicom.dataset import Dataset
 
@@ -81,6 +81,10 @@ class UPSEvent:
     """Abstract syntax of the presentation context it came on."""
     peer: tuple[str, int] | None = None
     """Remote address of the association, when known."""
+    dataset_json: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The Event Information as the PS3.18 F.2 JSON model, when the listener was asked
+    to produce it while checking the data set (the ``--json`` daemon): one pass over
+    the bytes, no pydicom."""
 
     @property
     def event_type(self) -> EventType | None:

@@ -43,15 +43,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 import ups
 from ups.dimse.datasets import TRANSFER_SYNTAXES, LazyDataset
 from ups.dimse.messages import CEchoRQ, CEchoRSP, NEventReportRQ, NEventReportRSP, Request
-from ups.net.association import Association, HandlerResult, RequestContext
+from ups.net.association import DEFERRED, Association, HandlerResult, RequestContext
 from ups.net.config import AssociationConfig
 from ups.net.responses import failure_response
 from ups.net.server import Server, serve
+from ups.pdu.fastinit import fast_new
 from ups.pdu.negotiation import AcceptorPolicy, IdentityVerifier, SyntaxSupport
 from ups.services.events import (
     EVENT_SOP_CLASSES,
@@ -62,6 +63,7 @@ from ups.services.events import (
 from ups.services.uids import VERIFICATION
 
 __all__ = [
+    "EventBatchConsumer",
     "EventCallback",
     "EventListener",
     "ListenerStats",
@@ -82,7 +84,23 @@ UNRECOGNIZED_OPERATION: Final = 0x0211
 EventCallback = Callable[[UPSEvent], "int | None | Awaitable[int | None]"]
 """Called once per event; returns None (Success) or a status code to answer with."""
 
+
+class EventBatchConsumer(Protocol):
+    """Takes events a read at a time: ``add`` each, then one ``commit`` for them all.
+
+    The daemon renders each event in ``add`` and writes the read's lines with one write
+    in ``commit``; the events are answered Success only after ``commit`` returned. An
+    exception from either answers the events concerned with Processing Failure.
+    """
+
+    def add(self, event: UPSEvent) -> None: ...
+
+    def commit(self) -> None: ...
+
 Address = str | tuple[str, int]
+_Sender = tuple[str, str, "tuple[str, int] | None"]
+"""(calling AE title, called AE title, peer address) of one association."""
+_new_event = fast_new(UPSEvent)
 
 
 # ------------------------------------------------------------------------ addresses
@@ -240,6 +258,7 @@ class EventListener:
         concurrency: int = 1,
         calling_ae_titles: Iterable[str] | None = None,
         verify_identity: IdentityVerifier | None = None,
+        consumer: EventBatchConsumer | None = None,
     ) -> None:
         if buffer < 1:
             raise ValueError("buffer must be at least 1")
@@ -279,6 +298,11 @@ class EventListener:
                 self._sync_callback = callback
         self._concurrency = max(1, concurrency)
         self._consumers: list[asyncio.Task[None]] = []
+        if consumer is not None and callback is not None:
+            raise ValueError("give a callback or a batch consumer, not both")
+        self._batch = consumer
+        self._senders: dict[Association, _Sender] = {}
+        self._batch_pending: list[tuple[NEventReportRQ, RequestContext]] = []
 
     # -------------------------------------------------------------- lifecycle
 
@@ -424,6 +448,18 @@ class EventListener:
         if association.negotiated is not None:
             self.stats.associations_open -= 1
         self._paused.discard(association)
+        self._senders.pop(association, None)
+
+    def _sender(self, association: Association) -> _Sender:
+        """Who sends on ``association``, worked out once, not per event."""
+        peer = association.peer
+        sender = (
+            association.remote_ae_title,
+            association.local_ae_title,
+            (str(peer[0]), int(peer[1])) if peer else None,
+        )
+        self._senders[association] = sender
+        return sender
 
     def _maybe_resume(self) -> None:
         if self._paused and len(self._queue) <= self._low_water and not self._stopping:
@@ -457,23 +493,57 @@ class EventListener:
             self.stats.refused += 1
             return _response(request, PROCESSING_FAILURE, "listener is shutting down")
         association = ctx.association
+        sender = self._senders.get(association) or self._sender(association)
         raw = request.dataset
-        peer = association.peer
-        event = UPSEvent(
+        event = _new_event(
             request.event_type_id,
             request.affected_sop_instance_uid,
             request.affected_sop_class_uid,
-            association.remote_ae_title,
-            association.local_ae_title,
+            sender[0],
+            sender[1],
             time.time(),
             LazyDataset(raw, ctx.context.transfer_syntax) if raw else None,
             request.message_id,
             ctx.context.abstract_syntax,
-            (str(peer[0]), int(peer[1])) if peer else None,
+            sender[2],
+            None,
         )
+        if self._batch is not None:
+            return self._add_to_batch(self._batch, event, request, ctx)
         if self._sync_callback is not None:
             return self._call_now(self._sync_callback, event, request)
         return self._enqueue(event, request, association)
+
+    def _add_to_batch(
+        self,
+        batch: EventBatchConsumer,
+        event: UPSEvent,
+        request: NEventReportRQ,
+        ctx: RequestContext,
+    ) -> HandlerResult:
+        """Hand the event over now; answer it with the rest of its read after ``commit``."""
+        try:
+            batch.add(event)
+        except Exception as exc:
+            return self._consumer_failed(request, exc)
+        pending = self._batch_pending
+        pending.append((request, ctx))
+        if len(pending) == 1:
+            ctx.association.at_read_end(self._commit_batch)
+        return DEFERRED
+
+    def _commit_batch(self) -> None:
+        pending, self._batch_pending = self._batch_pending, []
+        assert self._batch is not None
+        try:
+            self._batch.commit()
+        except Exception as exc:
+            for request, ctx in pending:
+                ctx.respond(self._consumer_failed(request, exc))
+            return
+        self.stats.events += len(pending)
+        for request, ctx in pending:
+            ctx.respond(_response(request, SUCCESS))
 
     def _call_now(
         self, callback: Callable[[UPSEvent], object], event: UPSEvent, request: NEventReportRQ
@@ -483,6 +553,9 @@ class EventListener:
             result = callback(event)
         except Exception as exc:
             return self._consumer_failed(request, exc)
+        if result is None:
+            self.stats.events += 1
+            return _response(request, SUCCESS)
         if inspect.isawaitable(result):
             # Our own task, so a peer's abort cannot cancel the consumer half-way.
             task = asyncio.get_running_loop().create_task(

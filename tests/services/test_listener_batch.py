@@ -1,0 +1,85 @@
+"""The listener's batch consumer: a read's events are added, committed once, then answered.
+
+This is the daemon's delivery path (DESIGN.md: writes are batched per read): the
+Success responses may leave only after ``commit`` returned, all in the read's one write;
+a failing ``commit`` answers every event of the batch with Processing Failure.
+"""
+
+from __future__ import annotations
+
+from bench import rawpdu
+from tests.net.memtransport import MemoryTransport, open_acceptor, responses
+from ups.net.association import Association
+from ups.services.events import UPSEvent
+from ups.services.listener import EventListener
+
+PROCESSING_FAILURE = 0x0110
+
+
+class Recorder:
+    """A batch consumer that logs what it is asked, and when relative to the writes."""
+
+    def __init__(self, transport: list[MemoryTransport], fail_commit: bool = False) -> None:
+        self.log: list[str] = []
+        self.events: list[UPSEvent] = []
+        self._transport = transport
+        self._fail_commit = fail_commit
+
+    def add(self, event: UPSEvent) -> None:
+        if event.message_id == 3:
+            raise ValueError("cannot take this one")
+        self.events.append(event)
+        self.log.append(f"add {event.message_id}")
+
+    def commit(self) -> None:
+        self.log.append(f"commit after {len(self._transport[0].writes)} writes")
+        if self._fail_commit:
+            raise OSError("disk full")
+
+
+def _listener(recorder: Recorder) -> tuple[EventListener, Association, MemoryTransport]:
+    listener = EventListener(("127.0.0.1", 0), "SCP", consumer=recorder, window=16)
+    handlers = {uid: listener._on_request for uid in (rawpdu.UPS_EVENT,)}
+    association = Association(
+        listener.config, requestor=False, policy=listener.policy, handlers=handlers
+    )
+    transport = open_acceptor(association, rawpdu.UPS_EVENT, window=16)
+    return listener, association, transport
+
+
+def _events(count: int) -> bytes:
+    template = rawpdu.event_template()
+    return b"".join(template.stamped(i + 1) for i in range(count))
+
+
+def _statuses(data: bytes) -> dict[int, int]:
+    return {
+        int.from_bytes(r[0x0120], "little"): int.from_bytes(r[0x0900], "little")
+        for r in responses(data)
+    }
+
+
+async def test_a_read_is_committed_once_then_answered_in_one_write() -> None:
+    holder: list[MemoryTransport] = []
+    recorder = Recorder(holder)
+    listener, association, transport = _listener(recorder)
+    holder.append(transport)
+    association.data_received(_events(8))
+    assert recorder.log == [f"add {i}" for i in (1, 2, 4, 5, 6, 7, 8)] + ["commit after 0 writes"]
+    assert len(transport.writes) == 1
+    statuses = _statuses(transport.writes[0])
+    assert statuses == {i: (PROCESSING_FAILURE if i == 3 else 0) for i in range(1, 9)}
+    assert listener.stats.events == 7 and listener.stats.failed == 1
+    assert {e.iuid for e in recorder.events} == {rawpdu.SAMPLE_WORKITEM_UID}
+    association.abort()
+
+
+async def test_a_failed_commit_answers_the_whole_batch_with_a_failure() -> None:
+    holder: list[MemoryTransport] = []
+    recorder = Recorder(holder, fail_commit=True)
+    listener, association, transport = _listener(recorder)
+    holder.append(transport)
+    association.data_received(_events(4))
+    assert _statuses(transport.writes[0]) == dict.fromkeys(range(1, 5), PROCESSING_FAILURE)
+    assert listener.stats.events == 0
+    association.abort()
