@@ -12,13 +12,17 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 
 from ups.dimse.datasets import LazyDataset, encode_dataset
 from ups.dimse.messages import NEventReportRSP
 from ups.services.daemon import (
+    JsonLineRenderer,
     ListenerOptions,
     event_json,
     format_event_line,
@@ -27,6 +31,7 @@ from ups.services.daemon import (
 )
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
+from ups.services.output import json_line
 from ups.services.uids import IMPLICIT_VR_LITTLE_ENDIAN, UPS_PUSH, UPS_PUSH_TRIAL
 
 from .test_listener import open_sender, send_events
@@ -50,7 +55,7 @@ def test_text_line_summarises_and_quotes() -> None:
     line = format_event_line(_event(2, ds))
     assert line.startswith("2023-11-14T22:13:20.250Z UPS Cancel Requested iuid=1.2.3 from=ARC")
     assert 'RequestingAE="WS 1"' in line
-    assert "\n" not in line and '\\n' in line
+    assert "\n" not in line and "\\n" in line
     progress = Dataset()
     item = Dataset()
     item.ProcedureStepProgress = "50"
@@ -73,9 +78,7 @@ def test_json_object_carries_the_dicom_json_model() -> None:
 # ------------------------------------------------------------------------ in process
 
 
-async def _run(
-    opts: ListenerOptions, out: io.StringIO, work: object
-) -> tuple[int, EventListener]:
+async def _run(opts: ListenerOptions, out: io.StringIO, work: object) -> tuple[int, EventListener]:
     stop = asyncio.Event()
     started: asyncio.Future[EventListener] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(run_listener(opts, out, stop=stop, ready=started.set_result))
@@ -153,8 +156,9 @@ def test_run_from_cli_subscribes_then_unsubscribes_on_exit() -> None:
         calls.append("unsubscribe")
         return 0
 
-    args = argparse.Namespace(L="ME@127.0.0.1:0", json=False, quiet=True, workers=1,
-                              window=8, operation="subscribe")
+    args = argparse.Namespace(
+        L="ME@127.0.0.1:0", json=False, quiet=True, workers=1, window=8, operation="subscribe"
+    )
     from ups.net.config import AssociationConfig
 
     rc = run_from_cli(args, io.StringIO(), AssociationConfig(), then, cleanup)
@@ -261,3 +265,64 @@ async def test_second_signal_aborts_at_once() -> None:
     assert rc == -signal.SIGTERM or rc == 128 + signal.SIGTERM
     assert json.loads(stdout.decode())["iuid"] == "1.1"
     sender.abort()
+
+
+# ------------------------------------------------------------------------ the fast renderer
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
+_VALUES = st.one_of(
+    st.none(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    _TEXT,
+)
+_MODELS = st.dictionaries(
+    st.from_regex(r"[0-9A-F]{8}", fullmatch=True),
+    st.fixed_dictionaries({"vr": st.sampled_from(["CS", "DS", "FD", "PN", "SQ"])}).flatmap(
+        lambda attr: (
+            st.just(attr)
+            | st.fixed_dictionaries(
+                {"vr": st.just(attr["vr"]), "Value": st.lists(_VALUES, max_size=3)}
+            )
+        )
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    event_type=st.integers(1, 5),
+    iuid=_TEXT,
+    calling=_TEXT,
+    called=_TEXT,
+    sop_class=st.sampled_from([UPS_PUSH, UPS_PUSH_TRIAL]),
+    received=st.floats(0, 4e9),
+    message_id=st.integers(0, 0xFFFF),
+    model=st.none() | _MODELS,
+)
+def test_fast_json_renderer_equals_the_reference(
+    event_type: int,
+    iuid: str,
+    calling: str,
+    called: str,
+    sop_class: str,
+    received: float,
+    message_id: int,
+    model: dict[str, Any] | None,
+) -> None:
+    """The daemon's per-event renderer writes exactly ``json_line(event_json(event))``."""
+    render = JsonLineRenderer()
+    event = UPSEvent(
+        event_type,
+        iuid,
+        sop_class,
+        calling,
+        called,
+        received,
+        None,
+        message_id,
+        dataset_json=model,
+    )
+    for _ in range(2):  # the second time from its caches
+        assert render(event) == json_line(event_json(event))
