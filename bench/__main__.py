@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import procs, report, scenarios
+from bench import procs, report, scenarios, scenarios_daemon  # noqa: F401 - 9-11 register
 from bench.harness import SIZES, Context, Figure, Row, selected
 
 
@@ -21,7 +21,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--size", choices=sorted(SIZES), default="normal",
                     help="tiny: CI smoke size (seconds); normal: the figures (minutes)")
     ap.add_argument("--only", action="append", metavar="SCENARIO",
-                    help="run only this scenario id (1-8); repeatable")
+                    help="run only this scenario id (1-11); repeatable")
     ap.add_argument("--reps", type=int, help="override the number of repetitions")
     ap.add_argument("--json-out", type=Path, metavar="PATH", help="also write results here")
     return ap.parse_args(argv)

@@ -3,7 +3,9 @@
 pynetdicom installs Python scripts with the same names (``echoscu``, ``storescp``) and they
 may come first on PATH, so the real tools are found by checking for an ELF executable.
 DCMTK disables Nagle when the environment variable ``TCP_NODELAY`` is set to 1 (it logs
-"disabling Nagle algorithm as requested at runtime" at debug level).
+"disabling Nagle algorithm as requested at runtime" at debug level). With ``nodelay=False``
+the tools run with their default sockets (``TCP_NODELAY`` removed from the environment:
+Nagle on): scenario 10's peers that leave Nagle on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from pathlib import Path
 from bench import procs
 
 NODELAY_ENV = {"TCP_NODELAY": "1"}
+
+
+def _spawn(argv: list[str], nodelay: bool, stderr: int) -> subprocess.Popen[bytes]:
+    """Start a DCMTK tool with TCP_NODELAY=1, or with no TCP_NODELAY at all (its default)."""
+    if nodelay:
+        return procs.spawn(argv, env=NODELAY_ENV, stdout=subprocess.DEVNULL, stderr=stderr)
+    return procs.spawn(argv, unset=("TCP_NODELAY",), stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 def find(tool: str) -> str | None:
@@ -65,13 +74,12 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) ->
 class StoreSCP:
     """``storescp --ignore`` on a free loopback port; a context manager."""
 
-    def __init__(self, timeout: float = 30.0) -> None:
+    def __init__(self, timeout: float = 30.0, *, nodelay: bool = True) -> None:
         exe = find("storescp")
         assert exe is not None
         self.port = _free_port()
-        self.proc = procs.spawn([exe, "--ignore", "-aet", "ANY-SCP", str(self.port)],
-                                env=NODELAY_ENV, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        self.proc = _spawn([exe, "--ignore", "-aet", "ANY-SCP", str(self.port)], nodelay,
+                           subprocess.DEVNULL)
         try:
             _wait_listening(self.port, self.proc, timeout)
         except BaseException:
@@ -90,16 +98,22 @@ class StoreSCP:
         procs.stop(self.proc, grace=5.0)
 
 
-def echoscu(port: int, repeat: int, timeout: float = 120.0) -> float:
+def echoscu(port: int, repeat: int, timeout: float = 120.0, *, aec: str = "ANY-SCP",
+            nodelay: bool = True) -> float:
     """Wall-clock seconds for one ``echoscu --repeat`` run (process start included)."""
     exe = find("echoscu")
     assert exe is not None
     t0 = time.perf_counter()
-    proc = procs.spawn([exe, "--repeat", str(repeat), "-aec", "ANY-SCP", "127.0.0.1", str(port)],
-                       env=NODELAY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = _spawn([exe, "--repeat", str(repeat), "-aec", aec, "127.0.0.1", str(port)], nodelay,
+                  subprocess.PIPE)
     try:
         _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise procs.WorkerError(f"echoscu --repeat {repeat}: not done within "
+                                f"{timeout:.0f} s") from None
     finally:
+        if proc.poll() is None:
+            proc.kill()
         procs.stop(proc, grace=1.0)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -114,3 +128,12 @@ def echo_rate(port: int, repeat: int) -> float:
     t_many = echoscu(port, repeat)
     spent = t_many - t_one
     return (repeat - 1) / spent if spent > 0 else float("nan")
+
+
+def echo_ms(port: int, repeat: int, *, aec: str, nodelay: bool) -> float:
+    """Milliseconds per C-ECHO, process start and association set-up subtracted:
+    (t(repeat) - t(1)) / (repeat - 1)."""
+    timeout = 30 + repeat * 0.5  # bounded even when every echo stalls
+    t_one = min(echoscu(port, 1, aec=aec, nodelay=nodelay) for _ in range(2))
+    t_many = echoscu(port, repeat, timeout, aec=aec, nodelay=nodelay)
+    return (t_many - t_one) / (repeat - 1) * 1e3

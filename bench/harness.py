@@ -132,6 +132,13 @@ class Sizes:
     codec_iterations: int
     dcmtk_repeat: int
     timeout_s: float
+    nagle_echoes: int      # echoscu --repeat with Nagle on (~40 ms each where it stalls)
+    hostile_items: int     # scenario 11: empty items in one sequence
+    hostile_depth: int     # nested sequences
+    hostile_endless_mb: int
+    hostile_timeout_s: float
+    settle_s: float        # RSS "after" is read this long after the answer
+    hostile_reps: int      # at most this many repetitions (a fresh process each)
 
 
 SIZES: dict[str, Sizes] = {
@@ -140,13 +147,18 @@ SIZES: dict[str, Sizes] = {
                   assocs=30, pyn_assocs=15, idle_assocs=20, pyn_idle_assocs=20, fit_assocs=0,
                   idle_window_s=0.5,
                   ceiling=2000, handshakes=50, codec_iterations=100, dcmtk_repeat=2000,
-                  timeout_s=60),
+                  timeout_s=60, nagle_echoes=20, hostile_items=100_000, hostile_depth=10_000,
+                  hostile_endless_mb=80, hostile_timeout_s=30, settle_s=0.5,
+                  hostile_reps=1),
     "normal": Sizes(reps=5, events=5000, pyn_events=1000, nagle_events=60, warmup=100,
                     pipelined=20000, per_assoc=500, echoes=5000, pyn_echoes=1000,
                     pyn_ngets=500, assocs=500, pyn_assocs=200, idle_assocs=1000,
                     pyn_idle_assocs=200,
                     fit_assocs=10000, idle_window_s=2.0, ceiling=20000, handshakes=500,
-                    codec_iterations=2000, dcmtk_repeat=20000, timeout_s=600),
+                    codec_iterations=2000, dcmtk_repeat=20000, timeout_s=600,
+                    nagle_echoes=200, hostile_items=1_000_000, hostile_depth=10_000,
+                    hostile_endless_mb=80, hostile_timeout_s=120, settle_s=2.0,
+                    hostile_reps=3),
 }
 
 

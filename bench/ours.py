@@ -12,6 +12,8 @@ Adapter contracts (all run inside a bench worker process, on the worker's event 
                     Success, call ``next(counter)`` per event; ``stop`` is an
                     ``async () -> None``. ``reuse_port``: SO_REUSEPORT, so that several
                     workers share one port (scenario 3, two listener processes).
+``event_iterator``  the same contract as ``event_listener``, through the library consumer
+                    ``listen()`` iterated in a task (``async for event in events``).
 ``event_sender``    ``async (port, total, warmup, window) -> Result`` — one association,
                     UPS State Report N-EVENT-REPORTs (``bench.rawpdu.state_report_dataset``),
                     ``window`` outstanding; ``warmup`` untimed first.
@@ -33,6 +35,7 @@ from typing import Any
 
 ROLES = (
     "event_listener",
+    "event_iterator",
     "event_sender",
     "echo_nget_scp",
     "echo_scu",
@@ -48,6 +51,7 @@ _REQUESTOR = ("ups.net.requestor:connect", "ups.net.association:Association")
 # role -> "module:attribute" names its adapter (in ``bench.ourstack``) needs.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "event_listener": _LISTENER,
+    "event_iterator": ("ups.services.listener:listen",),
     "event_sender": (*_REQUESTOR, "ups.dimse.messages:NEventReportRQ"),
     "echo_nget_scp": _SERVER,
     "echo_scu": _REQUESTOR,

@@ -1,4 +1,4 @@
-"""The seven adapters that put our stack (``ups``) into the benchmark's roles.
+"""The eight adapters that put our stack (``ups``) into the benchmark's roles.
 
 Contracts are in ``bench.ours``' docstring; ``bench.ours`` imports this module lazily, so a
 worker that only runs pynetdicom or the ceiling never imports ``ups``. Everything here
@@ -13,7 +13,7 @@ Choices that bear on the figures:
   network callback and the N-EVENT-REPORT-RSP leaves when it returns, which is the
   listener's delivery guarantee (PS3.4 CC.2.4: acknowledged means delivered) at the
   lowest cost the library offers. The iterator form (``listen``) adds one future and one
-  task switch per event.
+  task switch per event; ``event_iterator`` measures it (scenario 9).
 * Data sets are pre-encoded bytes (``bench.rawpdu.state_report_dataset``, and the N-GET
   workitem once at start-up), as DESIGN.md's hot path prescribes: "encode outgoing ones
   once". pynetdicom's sender encodes its pydicom Dataset per event; that is its API.
@@ -51,7 +51,7 @@ from ups.pdu.framer import Framer
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.pdu.pdus import PDataTF
 from ups.services.events import UPSEvent
-from ups.services.listener import serve_events
+from ups.services.listener import listen, serve_events
 
 Result = dict[str, object]
 Stop = Callable[[], Awaitable[None]]
@@ -89,6 +89,44 @@ async def event_listener(
 
     async def stop() -> None:
         await listener.close(grace=2.0)
+
+    return listener.port, stop
+
+
+async def event_iterator(
+    counter: itertools.count[int], window: int, *, port: int = 0, reuse_port: bool = False
+) -> tuple[int, Stop]:
+    """The library consumer as its docstring shows it, in a task of its own::
+
+        async with listen(...) as events:
+            async for event in events:
+                next(counter)
+
+    Success leaves once the iterator handed the event over (taken means delivered).
+    """
+    loop = asyncio.get_running_loop()
+    listener = listen((HOST, port), "BENCH-LISTENER", window=window,
+                      accept_any_called_ae=True, reuse_port=reuse_port)
+    started: asyncio.Future[None] = loop.create_future()
+
+    async def consume() -> None:
+        async with listener as events:
+            started.set_result(None)
+            async for _ in events:
+                next(counter)
+
+    task = loop.create_task(consume())
+    await asyncio.wait((task, started), timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # raises why it ended
+        raise RuntimeError("the listen() consumer ended before it started")
+    if not started.done():
+        task.cancel()
+        raise RuntimeError("listen() did not start within 30 s")
+
+    async def stop() -> None:
+        listener.stop(grace=2.0)
+        await asyncio.wait_for(task, 30)
 
     return listener.port, stop
 

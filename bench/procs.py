@@ -33,10 +33,14 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
 
 def spawn(argv: list[str], *, env: dict[str, str] | None = None,
           stdin: int | None = subprocess.DEVNULL, stdout: int | IO[bytes] | None = None,
-          stderr: int | IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+          stderr: int | IO[bytes] | None = None,
+          unset: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in the repository with ``env`` added to (and ``unset`` removed from)
+    this process's environment."""
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
     proc = subprocess.Popen(
         argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={**environ, **(env or {})},
         preexec_fn=_pdeathsig if sys.platform == "linux" else None,
     )
     _LIVE.append(proc)
@@ -162,3 +166,18 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (from each process's ``/proc/N/stat`` parent field)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found

@@ -8,7 +8,15 @@ steady state: the listener from its first event to its last, the sender its time
     python -m bench.profile --window 1  --events 20000     # scenario 1
     python -m bench.profile --window 16 --events 50000     # scenario 2
 
-``--stats-dir DIR`` also keeps the two ``.pstats`` files for ``python -m pstats``.
+``--daemon`` profiles what users run instead: ``dcmups -L --json`` (the daemon's
+``run_listener``, events written to a file in a temporary directory) in this process, driven
+by the raw pre-encoded sender (``bench.rawclient``) in a child process; the profile covers
+the sender's timed association, after its warm-up association::
+
+    python -m bench.profile --daemon --window 1 --events 20000
+    python -m bench.profile --daemon --window 16 --events 50000
+
+``--stats-dir DIR`` also keeps the ``.pstats`` files for ``python -m pstats``.
 ``--inprocess`` runs both sides on one event loop in one process under one profiler
 (wall clock): no process ever waits inside a ``send`` for its peer to be scheduled, so a
 function's own time is its cost, for both sides together.
@@ -29,10 +37,11 @@ import itertools
 import pstats
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from bench import ourstack
+from bench import ourstack, rawclient
 
 
 def _report(profile: cProfile.Profile, title: str, events: int, top: int,
@@ -125,6 +134,79 @@ async def _inprocess(args: argparse.Namespace) -> None:
             args.stats_dir / "inprocess.pstats" if args.stats_dir else None)
 
 
+async def _daemon(args: argparse.Namespace) -> None:
+    """``dcmups -L --json`` here under the profiler, the raw sender in a child process."""
+    from ups.services.daemon import ListenerOptions, run_listener
+
+    loop = asyncio.get_running_loop()
+    profile = _profiler(args)
+    with tempfile.TemporaryDirectory(prefix="dcmups-profile-") as tmp:
+        output = Path(tmp) / "events.jsonl"
+        with open(output, "w", encoding="utf-8") as out:
+            stop = asyncio.Event()
+            bound: asyncio.Future[int] = loop.create_future()
+            opts = ListenerOptions(ae_title="ANY-SCP", host="127.0.0.1", port=0, output="json")
+            daemon = loop.create_task(run_listener(
+                opts, out, stop=stop, ready=lambda listener: bound.set_result(listener.port)))
+            try:
+                await asyncio.wait((bound, daemon), timeout=30,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if not bound.done():
+                    raise RuntimeError(f"the daemon did not start: {daemon}")
+                rate = await _drive(args, bound.result(), profile)
+            finally:
+                stop.set()
+                status = await asyncio.wait_for(daemon, 60)
+        lines = output.read_bytes().count(b"\n")
+    if status != 0 or lines != args.warmup + args.events:
+        raise RuntimeError(f"daemon exit status {status}, {lines} lines for "
+                           f"{args.warmup + args.events} events")
+    print(f"raw sender -> dcmups -L --json: {rate:,.0f} events/s with the daemon under "
+          f"cProfile (window {args.window}); {lines} lines written", file=sys.stderr)
+    _report(profile, f"dcmups -L --json, window {args.window}, {_clock(args)}", args.events,
+            args.top, args.stats_dir / "daemon.pstats" if args.stats_dir else None)
+
+
+async def _drive(args: argparse.Namespace, port: int, profile: cProfile.Profile) -> float:
+    """Start the raw sender; profile from its timed association's start to its end."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.profile", "--role", "raw", "--port", str(port),
+        "--window", str(args.window), "--events", str(args.events), "--warmup",
+        str(args.warmup), "--loop", args.loop,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if await asyncio.wait_for(proc.stdout.readline(), 120) != b"warm\n":
+            raise RuntimeError("the raw sender failed its warm-up")
+        profile.enable()
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        done = await asyncio.wait_for(proc.stdout.readline(), 600)
+        profile.disable()
+        if not done.startswith(b"done "):
+            raise RuntimeError("the raw sender failed")
+        await asyncio.wait_for(proc.wait(), 30)
+        return float(done.split()[1])
+    finally:
+        profile.disable()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _raw_sender(args: argparse.Namespace) -> None:
+    """The child of ``--daemon``: a warm-up association, "warm", wait for "go", then the
+    timed association, "done RATE"."""
+    await rawclient.run_requests("127.0.0.1", args.port, total=args.warmup,
+                                 window=args.window)
+    print("warm", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return
+    result = await rawclient.run_requests("127.0.0.1", args.port, total=args.events,
+                                          window=args.window, timeout=600)
+    print(f"done {args.events / float(result['elapsed_s'])}", flush=True)  # type: ignore[arg-type]
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,7 +219,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--wall", action="store_true", help="profile wall time, not CPU time")
     ap.add_argument("--inprocess", action="store_true",
                     help="both sides in this process under one wall-clock profiler")
-    ap.add_argument("--role", choices=("both", "listener", "sender"), default="both",
+    ap.add_argument("--daemon", action="store_true",
+                    help="profile dcmups -L --json here, driven by the raw sender")
+    ap.add_argument("--role", choices=("both", "listener", "sender", "raw"), default="both",
                     help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -145,6 +229,12 @@ def main(argv: list[str]) -> int:
         args.stats_dir.mkdir(parents=True, exist_ok=True)
     if args.inprocess:
         _new_loop(args.loop).run_until_complete(_inprocess(args))
+        return 0
+    if args.daemon:
+        _new_loop(args.loop).run_until_complete(_daemon(args))
+        return 0
+    if args.role == "raw":
+        _new_loop(args.loop).run_until_complete(_raw_sender(args))
         return 0
     if args.role == "listener":
         _new_loop(args.loop).run_until_complete(_listen(args))

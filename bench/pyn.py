@@ -87,11 +87,19 @@ def _ae(title: str, max_assocs: int = 64) -> Any:
 
 
 def serve_events(
-    counter: itertools.count[int], max_assocs: int = 64, nodelay: bool = True
+    counter: itertools.count[int], max_assocs: int = 64, nodelay: bool = True,
+    verification: bool = False,
 ) -> tuple[int, Stop]:
-    """UPS Event SOP Class SCP that answers every N-EVENT-REPORT with Success."""
+    """UPS Event SOP Class SCP that answers every N-EVENT-REPORT with Success.
+
+    ``verification`` also accepts C-ECHO (pynetdicom's default handler answers Success),
+    as our listener does, for the DCMTK ``echoscu`` rows of scenario 10.
+    """
     from pynetdicom import evt
-    from pynetdicom.sop_class import UnifiedProcedureStepEvent  # type: ignore[attr-defined]
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        UnifiedProcedureStepEvent,
+        Verification,
+    )
 
     def on_event(event: Any) -> tuple[int, None]:
         next(counter)
@@ -99,6 +107,8 @@ def serve_events(
 
     ae = _ae("PYN-LISTENER", max_assocs)
     ae.add_supported_context(UnifiedProcedureStepEvent, rawpdu.IMPLICIT_VR_LE)
+    if verification:
+        ae.add_supported_context(Verification)
     server = ae.start_server(
         ("127.0.0.1", 0),
         block=False,

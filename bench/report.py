@@ -60,6 +60,8 @@ def table(sections: list[tuple[str, str, list[Row]]], out: TextIO) -> None:
             fraction = f"{row.fraction:.0%}" if row.fraction is not None else ""
             lines.append((f"  {row.label}", row.unit, cell(row.ours, notes), peer, ratio,
                           cell(row.ceiling, notes), fraction))
+        row_notes = {row.label: row.note for row in reversed(rows) if row.note}
+        lines += [f"    - {label}: {note}" for label, note in reversed(row_notes.items())]
     cols = [r for r in lines if isinstance(r, tuple)]
     widths = [max(len(str(c[i])) for c in [header, *cols]) for i in range(len(header))]
 

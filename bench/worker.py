@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import ceiling, ours, pyn, rawclient
+from bench import canned, ceiling, hostile, ours, pyn, rawclient
 
 PR_SET_PDEATHSIG = 1
 
@@ -137,7 +137,8 @@ class Worker:
         port: int
         if kind == "pyn_events":
             port, stop = pyn.serve_events(
-                self.counter, p.get("max_assocs", 64), p.get("nodelay", True)
+                self.counter, p.get("max_assocs", 64), p.get("nodelay", True),
+                p.get("verification", False),
             )
             self.stops.append(stop)
         elif kind == "pyn_echo_nget":
@@ -145,19 +146,22 @@ class Worker:
                 self.counter, p.get("max_assocs", 64), p.get("nodelay", True)
             )
             self.stops.append(stop)
-        elif kind in ("ceiling", "handshake"):
+        elif kind in ("ceiling", "handshake", "canned"):
             if kind == "ceiling":
                 coro = ceiling.start_server(
                     "127.0.0.1", p["req_size"], p["rsp_size"], self.counter
                 )
+            elif kind == "canned":
+                coro = canned.start_server("127.0.0.1", self.counter)
             else:
                 coro = ceiling.start_handshake_server("127.0.0.1", p["rq_size"], p["ac_size"])
             server = self.run(coro, timeout)
             port = server.sockets[0].getsockname()[1]
             self.stops.append(server.close)
-        elif kind in ("ours_events", "ours_echo_nget"):
-            role = "event_listener" if kind == "ours_events" else "echo_nget_scp"
-            if kind == "ours_events":
+        elif kind in ("ours_events", "ours_iter", "ours_echo_nget"):
+            role = {"ours_events": "event_listener", "ours_iter": "event_iterator",
+                    "ours_echo_nget": "echo_nget_scp"}[kind]
+            if kind != "ours_echo_nget":
                 coro = ours.adapter(role)(self.counter, p.get("window", 1),
                                           port=p.get("port", 0),
                                           reuse_port=p.get("reuse_port", False))
@@ -178,6 +182,10 @@ class Worker:
                 "127.0.0.1", port, kind=p.get("kind", "event"), total=total, warmup=warmup,
                 window=p.get("window", 1), associations=p.get("associations", 1),
                 timeout=timeout), timeout)
+        elif kind == "hostile":
+            return dict(self.run(hostile.run(
+                "127.0.0.1", port, p["shape"], target=p["target"], size=p["size"],
+                timeout=p.get("answer_timeout", 60.0)), timeout))
         elif kind == "ceiling":
             result = self.run(ceiling.run_client(
                 "127.0.0.1", port, p["req_size"], p["rsp_size"], total, p.get("window", 1),
