@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
 from dataclasses import replace
 
 import pytest
@@ -239,3 +240,35 @@ def test_fuzz_pdvs_give_messages_or_fragment_error(pdus: list[list[PDV]]) -> Non
                 assert isinstance(item, RejectedMessage) or item.COMMAND_FIELD
     except FragmentError:
         pass
+
+
+def test_a_data_set_cut_off_at_its_limit_leaves_nothing_behind() -> None:
+    """A peer that never ends its data set costs at most the limit, and only until the
+    limit is crossed: the reassembler keeps no buffer and no frame (via a kept exception)."""
+    limit = 4 * 1024 * 1024
+    reassembler = Reassembler({1}, max_dataset_length=limit)
+    command = encode_command(NEventReportRQ(1, "1.2.3", "1.2.3.4", 1, b"\0\0"))
+    reassembler.feed(PDataTF((PDV(1, True, True, command),)))
+    chunk = PDataTF((PDV(1, False, False, bytes(16 * 1024)),))
+    tracemalloc.start()
+    try:
+        with pytest.raises(FragmentError, match="exceeds"):
+            for _ in range(limit // (16 * 1024) + 2):
+                reassembler.feed(chunk)
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 256 * 1024, held
+    with pytest.raises(FragmentError, match="already failed"):
+        reassembler.feed(chunk)
+
+
+def test_fragments_of_a_data_set_are_joined_in_order() -> None:
+    reassembler = Reassembler({1})
+    parts = [bytes([i]) * 10 for i in range(5)]
+    command = encode_command(NEventReportRQ(1, "1.2.3", "1.2.3.4", 1, b"".join(parts)))
+    reassembler.feed(PDataTF((PDV(1, True, True, command),)))
+    done = []
+    for i, part in enumerate(parts):
+        done += reassembler.feed(PDataTF((PDV(1, False, i == len(parts) - 1, part),)))
+    assert [m.dataset for _, m in done] == [b"".join(parts)]  # type: ignore[union-attr]

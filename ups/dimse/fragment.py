@@ -166,8 +166,8 @@ class Reassembler:
         "_command_size",
         "_elements",
         "_command",
-        "_data_parts",
-        "_data_size",
+        "_data_first",
+        "_data_buffer",
         "_error",
     )
 
@@ -184,7 +184,7 @@ class Reassembler:
             self._accepted = is_accepted_context.__contains__
         self._max_command = max_command_length
         self._max_dataset = max_dataset_length
-        self._error: FragmentError | None = None
+        self._error: str | None = None  # text only: a kept exception would keep its frames
         self._reset()
 
     def _reset(self) -> None:
@@ -193,8 +193,8 @@ class Reassembler:
         self._command_size = 0
         self._elements: dict[int, CommandValue] | None = None
         self._command = b""
-        self._data_parts: list[bytes] = []
-        self._data_size = 0
+        self._data_first: bytes | None = None
+        self._data_buffer: bytearray | None = None
 
     @property
     def idle(self) -> bool:
@@ -202,8 +202,9 @@ class Reassembler:
         return self._context is None
 
     def _fail(self, text: str) -> FragmentError:
-        self._error = FragmentError(text)
-        return self._error
+        self._reset()  # what was buffered is never used: give it back now
+        self._error = text
+        return FragmentError(text)
 
     def feed(self, pdu: PDataTF) -> list[Received]:
         """Consume one P-DATA-TF; return the messages it completes, in order."""
@@ -257,21 +258,33 @@ class Reassembler:
             done.append((cid, _build(elements, data, None)))
 
     def _data_fragment(self, data: bytes, last: bool, done: list[Received]) -> None:
+        """Collect a data set's fragments: one fragment is kept as is (the common case);
+        several grow one buffer, so a peer that never ends its data set costs one block
+        of memory, given back whole on abort, not thousands of small ones."""
         elements = self._elements
         if elements is None:
             if self._command_parts:
                 raise self._fail("data set PDV before the command set was complete")
             raise self._fail("data set PDV for a command that announced no data set")
-        if self._max_dataset is not None:
-            self._data_size += len(data)
-            if self._data_size > self._max_dataset:
-                raise self._fail(f"data set exceeds {self._max_dataset} bytes")
+        buffer = self._data_buffer
+        if buffer is None and self._data_first is None:
+            size = len(data)
+        else:
+            if buffer is None:
+                assert self._data_first is not None
+                buffer = self._data_buffer = bytearray(self._data_first)
+                self._data_first = None
+            size = len(buffer) + len(data)
+        if self._max_dataset is not None and size > self._max_dataset:
+            raise self._fail(f"data set exceeds {self._max_dataset} bytes")
+        if buffer is not None:
+            buffer += data
         if not last:
-            self._data_parts.append(data)
+            if buffer is None:
+                self._data_first = data
             return
-        if self._data_parts:
-            self._data_parts.append(data)
-            data = b"".join(self._data_parts)
+        if buffer is not None:
+            data = bytes(buffer)
         cid, command = self._context, self._command
         assert cid is not None
         self._reset()
