@@ -295,15 +295,19 @@ class UPSSCP:
         except DimseError as exc:
             return failure_response(request, exc.status, str(exc))
 
-    def _decode(self, raw: bytes | None, ctx: RequestContext) -> Dataset:
-        return Dataset() if not raw else decode_dataset(raw, ctx.context.transfer_syntax)
+    async def _decode(self, raw: bytes | None, ctx: RequestContext) -> Dataset:
+        """Decode off the event loop: a data set within every scanner limit can still take
+        pydicom most of a second, and other associations must not wait for it."""
+        if not raw:
+            return Dataset()
+        return await self._db(decode_dataset, raw, ctx.context.transfer_syntax)
 
     # ------------------------------------------------------------------ N-CREATE / N-SET / N-GET
 
     async def _create(self, rq: NCreateRQ, ctx: RequestContext, family: UPSFamily) -> Response:
         if rq.affected_sop_class_uid not in family:
             raise ServiceError(0x0118, f"{rq.affected_sop_class_uid} is not UPS Push")
-        ds = self._decode(rq.dataset, ctx)
+        ds = await self._decode(rq.dataset, ctx)
         iuid = rq.affected_sop_instance_uid or _text(ds, "SOPInstanceUID") or str(generate_uid())
         if iuid in GLOBAL_UIDS:
             raise ServiceError(0x0111, "a well-known UID cannot be created")
@@ -318,7 +322,7 @@ class UPSSCP:
         return NCreateRSP(rq.message_id, creation.status, family.push, iuid)
 
     async def _set(self, rq: NSetRQ, ctx: RequestContext) -> Response:
-        ds = self._decode(rq.dataset, ctx)
+        ds = await self._decode(rq.dataset, ctx)
         iuid = rq.requested_sop_instance_uid
         tuid = _text(ds, "TransactionUID")
         now = _now()
@@ -359,7 +363,7 @@ class UPSSCP:
         action = rq.action_type_id
         if action not in _ACTIONS.get(role, frozenset()):
             raise ServiceError(0x0123, f"action type {action} is not part of UPS {role}")
-        ds = self._decode(rq.dataset, ctx)
+        ds = await self._decode(rq.dataset, ctx)
         iuid = rq.requested_sop_instance_uid
         status = 0
         if action == ActionType.CHANGE_STATE:
@@ -457,7 +461,7 @@ class UPSSCP:
         sop_class = rq.affected_sop_class_uid
         syntax = ctx.context.transfer_syntax
         try:
-            query = self._decode(rq.dataset, ctx)
+            query = await self._decode(rq.dataset, ctx)
             found: list[Dataset] = await self._db(self.store.find_workitems, query)
         except (ServiceError, DimseError) as exc:
             comment = exc.comment if isinstance(exc, ServiceError) else str(exc)
