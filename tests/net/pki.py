@@ -1,7 +1,8 @@
 """Throwaway PKI for TLS tests: two unrelated CAs, a server and two client identities.
 
-Everything is EC P-256 (PS3.15 B.13 permits ECDSA with 256-bit keys), valid for one day,
-and carries SAN IP 127.0.0.1 so the files would also pass a hostname check on loopback.
+Everything is EC P-256 (PS3.15 B.13 permits ECDSA with 256-bit keys), valid for one day
+(but for one client certificate that expired yesterday), and carries SAN IP 127.0.0.1 so
+the files would also pass a hostname check on loopback.
 Each identity is written as one PEM file (chain + encrypted key) and as a PKCS#12 file,
 both protected by ``PKI.password``; trust anchors as a PEM bundle and a certs-only PKCS#12.
 """
@@ -45,6 +46,7 @@ class PKI:
     client: Identity
     other_ca_pem: Path  # an unrelated CA
     other_client: Identity  # a client issued by the unrelated CA
+    expired_client: Identity  # issued by the test CA, expired yesterday
 
     def server_options(self, **overrides: Any) -> TLSOptions:
         """TLS options for our acceptor: the server identity, trusting the test CA."""
@@ -114,10 +116,10 @@ def _make_ca(common: str) -> _Issuer:
 
 
 def _make_leaf(
-    issuer: _Issuer, common: str, usage: x509.ObjectIdentifier
+    issuer: _Issuer, common: str, usage: x509.ObjectIdentifier, expired: bool = False
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC) - (dt.timedelta(days=2) if expired else dt.timedelta())
     san = x509.SubjectAlternativeName(
         [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
     )
@@ -141,9 +143,14 @@ def _make_leaf(
 
 
 def _write_identity(
-    directory: Path, stem: str, issuer: _Issuer, common: str, usage: x509.ObjectIdentifier
+    directory: Path,
+    stem: str,
+    issuer: _Issuer,
+    common: str,
+    usage: x509.ObjectIdentifier,
+    expired: bool = False,
 ) -> Identity:
-    key, cert = _make_leaf(issuer, common, usage)
+    key, cert = _make_leaf(issuer, common, usage, expired)
     secret = PASSWORD.encode()
     pem = directory / f"{stem}.pem"
     pem.write_bytes(
@@ -190,4 +197,7 @@ def make_pki(tmp_path: Path) -> PKI:
         client=_write_identity(directory, "client", ca, "UPSSCU", client_use),
         other_ca_pem=other_ca_pem,
         other_client=_write_identity(directory, "other-client", other, "INTRUDER", client_use),
+        expired_client=_write_identity(
+            directory, "expired-client", ca, "EXPIRED", client_use, expired=True
+        ),
     )

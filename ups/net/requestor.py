@@ -2,6 +2,10 @@
 
 Each phase has its own total deadline: ``connect_timeout`` for the TCP connect and
 TLS handshake, ``accept_timeout`` from the A-ASSOCIATE-RQ to the AC/RJ.
+
+A failure names its phase: "cannot connect" is TCP; "TLS handshake ... failed" says why
+in words (:func:`ups.net.tlsdiag.client_failure`), including a server that refused our
+certificate after a TLS 1.3 handshake had already completed on our side.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from collections.abc import Mapping, Sequence
 import ups
 from ups.net.association import Association, Handler
 from ups.net.config import AssociationConfig
-from ups.net.errors import ConnectFailed, InvalidRequest, NetTimeout
+from ups.net.errors import AssociationAborted, ConnectFailed, InvalidRequest, NetTimeout
 from ups.net.tls import client_context
+from ups.net.tlsdiag import client_failure
+from ups.net.tlsproto import TLSProtocol
 from ups.pdu.codec import check_ae_title
 from ups.pdu.errors import PDUError
 from ups.pdu.items import (
@@ -92,42 +98,88 @@ async def connect(
     """Open an association; raises ``ConnectFailed``, ``NetTimeout``, ``AssociationRejected``
     or ``AssociationAborted`` with a message naming the cause."""
     config = config or AssociationConfig()
-    loop = asyncio.get_running_loop()
     association = Association(config, requestor=True, handlers=handlers)
     association.start_request(rq)
-    ssl_context: ssl.SSLContext | None = None
-    if config.tls is not None:
-        ssl_context = client_context(config.tls)
+    tls = _tls_protocol(association, config) if config.tls is not None else None
     where = f"{host}:{port}"
+    phase = "TCP connect to"
     try:
         async with asyncio.timeout(config.connect_timeout):
-            await loop.create_connection(
-                lambda: association,
-                host,
-                port,
-                ssl=ssl_context,
-                server_hostname="" if ssl_context is not None else None,
-                ssl_handshake_timeout=(
-                    config.handshake_timeout(acceptor=False) if ssl_context else None
-                ),
-                local_addr=local_address,
-            )
+            await _open_tcp(tls or association, host, port, local_address)
+            if tls is not None:
+                phase = "TLS handshake with"
+                await _handshake(tls, config, where)
     except TimeoutError:
-        raise NetTimeout(f"TCP connect to {where} timed out (-connectTO)") from None
-    except ssl.SSLError as exc:
-        raise ConnectFailed(f"TLS handshake with {where} failed: {exc.reason or exc}") from None
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise ConnectFailed(f"cannot connect to {where}: {reason}") from None
+        if tls is not None:
+            tls.close_now()
+        raise NetTimeout(f"{phase} {where} timed out (-connectTO)") from None
     try:
         await association.established
-    except BaseException:
+    except BaseException as exc:
         # Leave nothing open: a failed or cancelled request still closes its socket.
         association.abort()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(association.wait_closed(), _CLOSE_WAIT)
+        if isinstance(exc, AssociationAborted) and tls is not None:
+            if isinstance(tls.failure, ssl.SSLError):  # e.g. TLS 1.3: our certificate refused
+                raise _tls_failed(tls.failure, config, where) from None
         raise
     return association
+
+
+def _tls_protocol(association: Association, config: AssociationConfig) -> TLSProtocol:
+    """The TLS layer under ``association``; its context is built (and checked) first."""
+    assert config.tls is not None
+    context = client_context(config.tls)
+    loop = asyncio.get_running_loop()
+    return TLSProtocol(
+        loop,
+        association,
+        context,
+        server_side=False,
+        handshake_timeout=config.handshake_timeout(acceptor=False),
+        waiter=loop.create_future(),
+    )
+
+
+async def _open_tcp(
+    protocol: asyncio.BaseProtocol,
+    host: str,
+    port: int,
+    local_address: tuple[str, int] | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.create_connection(lambda: protocol, host, port, local_addr=local_address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConnectFailed(f"cannot connect to {host}:{port}: {reason}") from None
+
+
+async def _handshake(tls: TLSProtocol, config: AssociationConfig, where: str) -> None:
+    """Wait for the TLS handshake (PS3.15 B.12); a failure says why, in words.
+
+    A cancelled wait (the caller's timeout) drops the connection.
+    """
+    assert tls.waiter is not None
+    try:
+        await tls.waiter
+    except asyncio.CancelledError:
+        tls.close_now()
+        raise
+    except OSError:  # ssl.SSLError included; tls.failure has it
+        pass
+    if tls.handshake_timed_out:
+        limit = config.handshake_timeout(acceptor=False)
+        raise NetTimeout(f"TLS handshake with {where} timed out after {limit:g} s (-acceptTO)")
+    if not tls.handshake_done:
+        raise _tls_failed(tls.failure or ConnectionResetError(), config, where)
+
+
+def _tls_failed(cause: BaseException, config: AssociationConfig, where: str) -> ConnectFailed:
+    sent_certificate = config.tls is not None and config.tls.keystore is not None
+    words = client_failure(cause, sent_certificate=sent_certificate)
+    return ConnectFailed(f"TLS handshake with {where} failed: {words}")
 
 
 _CLOSE_WAIT = 5.0

@@ -2,19 +2,26 @@
 
 The server owns the set of live associations so it can stop cleanly: stop accepting,
 let in-flight work finish (or abort after a grace period), and leave nothing open.
+
+With TLS, each connection first runs :class:`~ups.net.tlsproto.TLSProtocol`, which sends
+a refused peer its alert and logs why; plain TCP connections go straight to the
+``Association``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Mapping
 
 from ups.net.association import Association, Handler
 from ups.net.config import AssociationConfig
 from ups.net.errors import ConnectFailed
 from ups.net.tls import server_context
+from ups.net.tlsproto import RefusedConnection, TLSProtocol
 from ups.pdu.negotiation import AcceptorPolicy
 
 log = logging.getLogger("ups.net")
@@ -37,6 +44,7 @@ class Server:
         self._on_established = on_established
         self._on_closed = on_closed
         self.associations: set[Association] = set()
+        self._lingering: set[RefusedConnection] = set()  # refused TLS, closing
         self._server: asyncio.Server | None = None
 
     def _make(self) -> Association:
@@ -50,6 +58,16 @@ class Server:
             on_established=self._on_established,
             on_closed=self._closed,
             on_connected=self.associations.add,
+        )
+
+    def _make_tls(self, context: ssl.SSLContext) -> TLSProtocol:
+        return TLSProtocol(
+            asyncio.get_running_loop(),
+            self._make(),
+            context,
+            server_side=True,
+            handshake_timeout=self.config.handshake_timeout(acceptor=True),
+            lingering=self._lingering,
         )
 
     def _closed(self, association: Association) -> None:
@@ -67,17 +85,16 @@ class Server:
         return tuple(self._server.sockets) if self._server else ()
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
-        ssl_context = server_context(self.config.tls) if self.config.tls is not None else None
+        factory: Callable[[], asyncio.BaseProtocol] = self._make
+        if self.config.tls is not None:
+            context = server_context(self.config.tls)
+            factory = functools.partial(self._make_tls, context)
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
-                self._make,
+                factory,
                 host,
                 port,
-                ssl=ssl_context,
-                ssl_handshake_timeout=(
-                    self.config.handshake_timeout(acceptor=True) if ssl_context else None
-                ),
                 reuse_address=True,
                 reuse_port=reuse_port or None,
                 backlog=1024,
@@ -95,6 +112,10 @@ class Server:
         Returns once every association is closed; no task is left behind.
         """
         self.stop_accepting()
+        refused = list(self._lingering)
+        for connection in refused:
+            connection.abort()
+        await asyncio.gather(*(connection.wait_closed() for connection in refused))
         live = list(self.associations)
         tasks = [asyncio.ensure_future(_end(a)) for a in live]
         try:
