@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.net.pki import PKI, make_pki
 from ups.net.errors import TLSConfigError
@@ -348,3 +349,48 @@ def test_missing_stores(pki: PKI) -> None:
         server_context(pki.server_options(keystore="resource:tls/test_sys_1.p12"))
     with pytest.raises(TLSConfigError, match="only file paths"):
         client_context(pki.client_options(truststore="https://example.invalid/ca.pem"))
+
+
+# --- a private key in its own file (-key) ---------------------------------------------------
+
+
+def split_identity(pki: PKI, tmp_path: Path, encoding: str, encrypted: bool) -> tuple[Path, Path]:
+    """The client identity as a certificate-chain PEM and a separate key file."""
+    data = pki.client.pem.read_bytes()
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(data.split(b"-----BEGIN ENCRYPTED")[0])
+    key = serialization.load_pem_private_key(data, pki.password.encode())
+    protection: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(pki.password.encode())
+        if encrypted
+        else serialization.NoEncryption()
+    )
+    kind = serialization.Encoding.PEM if encoding == "pem" else serialization.Encoding.DER
+    key_file = tmp_path / f"key.{encoding}"
+    key_file.write_bytes(key.private_bytes(kind, serialization.PrivateFormat.PKCS8, protection))
+    return chain, key_file
+
+
+@pytest.mark.parametrize("encoding", ["pem", "der"])
+@pytest.mark.parametrize("encrypted", [True, False])
+async def test_separate_certificate_and_key_files(
+    pki: PKI, tmp_path: Path, encoding: str, encrypted: bool
+) -> None:
+    chain, key_file = split_identity(pki, tmp_path, encoding, encrypted)
+    copts = pki.client_options(keystore=chain, key=key_file)
+    out = await talk(server_context(pki.server_options()), client_context(copts))
+    assert out.ok, out.error
+    assert out.peer_cert is not None
+
+
+def test_separate_key_file_refusals(pki: PKI, tmp_path: Path) -> None:
+    chain, key_file = split_identity(pki, tmp_path, "pem", True)
+    with pytest.raises(TLSConfigError, match="-key needs -keystore"):
+        TLSOptions(enabled=True, key=key_file)
+    with pytest.raises(TLSConfigError, match=r"wrong key password \(-keypw") as info:
+        client_context(pki.client_options(keystore=chain, key=key_file, key_password="Wr0ng"))
+    assert "Wr0ng" not in str(info.value) and str(key_file) in str(info.value)
+    with pytest.raises(TLSConfigError, match="no certificate for the private key in"):
+        client_context(pki.client_options(keystore=pki.other_client.pem, key=key_file))
+    with pytest.raises(TLSConfigError, match="key file .* holds no private key"):
+        client_context(pki.client_options(keystore=chain, key=chain))

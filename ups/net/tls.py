@@ -21,7 +21,10 @@ peer is accepted only if its chain verifies (``CERT_REQUIRED``) to a certificate
 there, so a truststore is mandatory wherever a peer is verified — never the system's public
 web CAs, which would accept any publicly issued certificate.
 
-Key and trust stores are PEM or PKCS#12 files, recognised by content. Java KeyStores (JKS,
+Key and trust stores are PEM or PKCS#12 files, recognised by content; the private key may
+also sit in its own file (``-key``, PEM or DER) beside a certificate-only keystore, as DCMTK
+and most PKI tooling keep them. PKCS#12 files with separate store and key passwords, without
+a MAC, or with legacy encryption are opened by :mod:`ups.net.pkcs12`. Java KeyStores (JKS,
 JCEKS), the seed tool's native format, are refused with the ``keytool`` line that converts
 them. Every problem is one :class:`~ups.net.errors.TLSConfigError` naming the file and never
 the password.
@@ -34,7 +37,6 @@ import re
 import secrets
 import ssl
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -43,9 +45,9 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ups.net.errors import TLSConfigError
+from ups.net.pkcs12 import KeyStore, Refused, open_pkcs12
 
 __all__ = ["TLS12_CIPHERS", "TLSOptions", "client_context", "server_context"]
 
@@ -86,9 +88,12 @@ class TLSOptions:
     does; ``-ssl3`` asks for SSLv3 and is refused. ``min_version``/``max_version`` narrow
     the profile to ``"1.2"`` or ``"1.3"``.
 
-    Stores are file paths (or ``file:`` URLs). ``key_password`` defaults to
-    ``keystore_password``, whose default ``"secret"`` is the seed's. ``handshake_timeout``
-    is in seconds; the runtime uses the smaller of it and the request timeout.
+    Stores are file paths (or ``file:`` URLs). ``key`` (``-key``) is a separate private key
+    file; the keystore then supplies the certificate chain. ``key_password`` (``-keypw``)
+    opens the private key and defaults to ``keystore_password``, whose default ``"secret"``
+    is the seed's; in a PKCS#12 keystore the store password guards the integrity check and
+    the key password what is encrypted, when they differ. ``handshake_timeout`` is in
+    seconds; the runtime uses the smaller of it and the request timeout.
     """
 
     enabled: bool = False
@@ -102,6 +107,7 @@ class TLSOptions:
     max_version: str = "1.3"
     client_auth: bool = True
     keystore: str | os.PathLike[str] | None = None
+    key: str | os.PathLike[str] | None = None
     keystore_password: str = "secret"
     key_password: str | None = None
     truststore: str | os.PathLike[str] | None = None
@@ -132,6 +138,10 @@ class TLSOptions:
         if _VERSIONS[self.min_version] > _VERSIONS[self.max_version]:
             raise TLSConfigError(
                 f"TLS minimum version {self.min_version} is above the maximum {self.max_version}"
+            )
+        if self.key is not None and self.keystore is None:
+            raise TLSConfigError(
+                "-key needs -keystore: give the certificate (chain) that goes with the key"
             )
         if not self.handshake_timeout > 0:
             raise TLSConfigError(
@@ -260,24 +270,17 @@ def _is_pem(data: bytes) -> bool:
 
 
 def _open_pkcs12(
-    path: Path, data: bytes, passwords: Sequence[str], role: str
-) -> pkcs12.PKCS12KeyAndCertificates:
-    """Open a PKCS#12 file trying each password (an empty one also as "no password")."""
+    path: Path, data: bytes, passwords: tuple[str, str], role: str, options: tuple[str, str]
+) -> KeyStore:
+    """Open a PKCS#12 file with its store and key passwords (``options`` name them)."""
     if not data.startswith(b"\x30"):
         raise TLSConfigError(f"{role} {str(path)!r} is neither PEM nor PKCS#12")
-    tries: list[bytes | None] = []
-    for pw in passwords:
-        for candidate in (pw.encode(), None) if pw == "" else (pw.encode(),):
-            if candidate not in tries:
-                tries.append(candidate)
-    for candidate in tries:
-        try:
-            return pkcs12.load_pkcs12(data, candidate)
-        except (ValueError, TypeError):
-            continue
-    raise TLSConfigError(
-        f"cannot open PKCS#12 {role} {str(path)!r}: wrong password or damaged file"
-    )
+    try:
+        return open_pkcs12(data, *passwords, name=path.name, options=options)
+    except Refused as exc:
+        reason = str(exc)
+    # Raised outside the handler: nothing of the failed attempts stays chained to it.
+    raise TLSConfigError(f"cannot open PKCS#12 {role} {str(path)!r}: {reason}")
 
 
 def _pem_certs(path: Path, data: bytes, role: str) -> list[x509.Certificate]:
@@ -289,47 +292,77 @@ def _pem_certs(path: Path, data: bytes, role: str) -> list[x509.Certificate]:
         raise TLSConfigError(f"{role} {str(path)!r} holds a damaged PEM certificate") from None
 
 
-def _pem_key(path: Path, data: bytes, password: str) -> PrivateKeyTypes:
+def _pem_key(path: Path, data: bytes, password: str, role: str = "keystore") -> PrivateKeyTypes:
     found = _PEM_KEY.search(data)
     if found is None:
-        raise TLSConfigError(f"keystore {str(path)!r} holds no private key")
+        raise TLSConfigError(f"{role} {str(path)!r} holds no private key")
     block = found.group(0)
     secret = password.encode() if b"ENCRYPTED" in block else None
     try:
         return serialization.load_pem_private_key(block, secret)
     except (ValueError, TypeError):
-        raise TLSConfigError(
-            f"cannot decrypt the private key in keystore {str(path)!r}: wrong key password "
-            "or damaged key"
-        ) from None
+        raise _undecryptable(path, role) from None
     except UnsupportedAlgorithm:
-        raise TLSConfigError(f"keystore {str(path)!r}: unsupported private key type") from None
+        raise TLSConfigError(f"{role} {str(path)!r}: unsupported private key type") from None
+
+
+def _undecryptable(path: Path, role: str) -> TLSConfigError:
+    return TLSConfigError(
+        f"cannot decrypt the private key in {role} {str(path)!r}: wrong key password (-keypw, "
+        "else -keystorepw) or damaged key"
+    )
+
+
+def _read_key(location: str | os.PathLike[str], password: str) -> PrivateKeyTypes:
+    """``-key``: a private key on its own, PEM (any of its forms) or DER (PKCS#8 or raw)."""
+    path, data = _read_store(location, "key file")
+    if _is_pem(data):
+        return _pem_key(path, data, password, "key file")
+    for secret in (None, password.encode()):
+        try:
+            return serialization.load_der_private_key(data, secret)
+        except TypeError:
+            continue  # encrypted and no password given yet, or the other way round
+        except ValueError:
+            if secret is not None:
+                break
+        except UnsupportedAlgorithm:
+            raise TLSConfigError(f"key file {str(path)!r}: unsupported private key type") from None
+    raise _undecryptable(path, "key file")
 
 
 def _read_identity(
     opts: TLSOptions,
 ) -> tuple[Path, PrivateKeyTypes, x509.Certificate, list[x509.Certificate]]:
-    """The keystore's private key, its certificate and the rest of the chain."""
+    """The private key (``-key``, else the keystore's), its certificate and the chain."""
     assert opts.keystore is not None
     path, data = _read_store(opts.keystore, "keystore")
+    key: PrivateKeyTypes | None = None
     if _is_pem(data):
-        key = _pem_key(path, data, opts.effective_key_password)
         certs = _pem_certs(path, data, "keystore")
+        if opts.key is None:
+            key = _pem_key(path, data, opts.effective_key_password)
     else:
-        bundle = _open_pkcs12(
-            path, data, [opts.keystore_password, opts.effective_key_password], "keystore"
-        )
-        if bundle.key is None:
-            raise TLSConfigError(f"keystore {str(path)!r} holds no private key")
-        key = bundle.key
-        certs = [c.certificate for c in ([bundle.cert] if bundle.cert else [])]
-        certs += [c.certificate for c in bundle.additional_certs]
+        passwords = (opts.keystore_password, opts.effective_key_password)
+        bundle = _open_pkcs12(path, data, passwords, "keystore", ("-keystorepw", "-keypw"))
+        key, certs = bundle.key, bundle.certificates
+    if opts.key is not None:
+        key = _read_key(opts.key, opts.effective_key_password)
+    if key is None:
+        raise TLSConfigError(f"keystore {str(path)!r} holds no private key")
     public = key.public_key()
     leaves = [c for c in certs if c.public_key() == public]
     if not leaves:
-        raise TLSConfigError(f"keystore {str(path)!r} holds no certificate for its private key")
+        where = f"keystore {str(path)!r}"
+        raise TLSConfigError(f"{where} holds no certificate for {_key_name(opts)}")
     leaf = leaves[0]
     return path, key, leaf, [c for c in certs if c is not leaf]
+
+
+def _key_name(opts: TLSOptions) -> str:
+    if opts.key is None:
+        return "its private key"
+    return f"the private key in {os.fspath(opts.key)!r}"
 
 
 def _load_identity(ctx: ssl.SSLContext, opts: TLSOptions) -> None:
@@ -370,9 +403,8 @@ def _load_trust(ctx: ssl.SSLContext, location: str | os.PathLike[str], password:
     if _is_pem(data):
         certs = _pem_certs(path, data, "truststore")
     else:
-        bundle = _open_pkcs12(path, data, [password], "truststore")
-        certs = [c.certificate for c in ([bundle.cert] if bundle.cert else [])]
-        certs += [c.certificate for c in bundle.additional_certs]
+        options = ("-truststorepw", "-truststorepw")
+        certs = _open_pkcs12(path, data, (password, password), "truststore", options).certificates
     if not certs:
         raise TLSConfigError(f"truststore {str(path)!r} holds no certificates")
     cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
