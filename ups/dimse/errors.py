@@ -9,8 +9,21 @@ place.
 
 from __future__ import annotations
 
-from ups.dimse.status import MISTYPED_ARGUMENT, PROCESSING_FAILURE, UNRECOGNIZED_OPERATION
+from ups.dimse.status import (
+    MISTYPED_ARGUMENT,
+    PROCESSING_FAILURE,
+    RESOURCE_LIMITATION,
+    UNRECOGNIZED_OPERATION,
+)
 from ups.errors import DicomError
+
+MAX_ERROR_COMMENT = 64
+"""Error Comment (0000,0902) is an LO: at most 64 characters (PS3.5 Table 6.2-1)."""
+
+
+def error_comment(text: str) -> str:
+    """``text`` cut to fit an Error Comment, so a message can travel as one unchanged."""
+    return text if len(text) <= MAX_ERROR_COMMENT else text[: MAX_ERROR_COMMENT - 3] + "..."
 
 
 class DimseError(DicomError):
@@ -60,6 +73,19 @@ class FragmentError(DimseError):
 
 class DatasetError(DimseError):
     """A data set that cannot be decoded or encoded in its transfer syntax (0x0110)."""
+
+
+class LimitExceeded(DatasetError):
+    """A well-formed-so-far data set beyond one of the scanner's limits (0x0213).
+
+    PS3.7 C.5 gives "Resource limitation" for a request the performer cannot handle
+    for want of resources, which is what a limit protects. ``limit`` names the
+    ``ScanLimits`` field that was crossed, so callers can log or tune it.
+    """
+
+    def __init__(self, message: str, limit: str, *, message_id: int | None = None) -> None:
+        super().__init__(message, RESOURCE_LIMITATION, message_id=message_id)
+        self.limit = limit
 
 
 class EncodeError(DimseError):
