@@ -7,6 +7,7 @@ clock or the event loop. Modules:
 * ``messages``  typed request/response dataclasses and their command sets (§9.3, §10.3)
 * ``fragment``  P-DATA-TF packing and PDV reassembly (PS3.8 Annex E, PS3.7 §8)
 * ``datasets``  lazily decoded data sets in the four uncompressed transfer syntaxes
+* ``scanner``   one pass over a data set's bytes: structure, limits, DICOM JSON (PS3.18 F.2)
 * ``status``    the status code table (PS3.7 Annex C, PS3.4 Annex CC)
 * ``errors``    ``DimseError`` and friends, each carrying its PS3.7 status
 """
@@ -28,6 +29,7 @@ from ups.dimse.errors import (
     DimseError,
     EncodeError,
     FragmentError,
+    LimitExceeded,
     MalformedCommand,
     UnrecognizedOperation,
 )
@@ -59,6 +61,7 @@ from ups.dimse.messages import (
     encode_command,
     is_request,
 )
+from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits, check_dataset, dataset_json
 from ups.dimse.status import Status, StatusCategory, describe, status_info
 
 __all__ = [
@@ -70,6 +73,7 @@ __all__ = [
     "CStoreRQ",
     "CStoreRSP",
     "CommandValue",
+    "DEFAULT_SCAN_LIMITS",
     "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
     "DatasetError",
     "DimseError",
@@ -79,6 +83,7 @@ __all__ = [
     "FragmentError",
     "IMPLICIT_VR_LITTLE_ENDIAN",
     "LazyDataset",
+    "LimitExceeded",
     "MalformedCommand",
     "Message",
     "NActionRQ",
@@ -97,9 +102,12 @@ __all__ = [
     "RejectedMessage",
     "Request",
     "Response",
+    "ScanLimits",
     "Status",
     "StatusCategory",
     "UnrecognizedOperation",
+    "check_dataset",
+    "dataset_json",
     "decode_command_set",
     "decode_dataset",
     "decode_message",

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import zlib
 from io import BytesIO
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 
-from ups.dimse.errors import DatasetError
+from ups.dimse.errors import DatasetError, error_comment
+
+if TYPE_CHECKING:
+    from ups.dimse.scanner import ScanLimits
 
 IMPLICIT_VR_LITTLE_ENDIAN: Final = "1.2.840.10008.1.2"
 EXPLICIT_VR_LITTLE_ENDIAN: Final = "1.2.840.10008.1.2.1"
@@ -39,7 +41,6 @@ TRANSFER_SYNTAXES: Final = tuple(_SYNTAXES)
 """The transfer syntaxes this module can decode and encode, preferred first."""
 
 _UNSET: Final = object()
-_UNDEFINED: Final = 0xFFFFFFFF
 
 MAX_INFLATED_LENGTH: Final = 8 * 1024 * 1024
 """Largest data set a Deflated transfer syntax may inflate to; a deflate bomb stops here."""
@@ -53,28 +54,42 @@ def _syntax(transfer_syntax_uid: str) -> tuple[bool, bool, bool]:
         raise DatasetError(f"unsupported transfer syntax {transfer_syntax_uid}") from None
 
 
-def decode_dataset(raw: bytes, transfer_syntax_uid: str) -> Dataset:
-    """Decode raw data set bytes; any failure raises ``DatasetError`` (status 0x0110)."""
+def decode_dataset(
+    raw: bytes, transfer_syntax_uid: str, limits: ScanLimits | None = None
+) -> Dataset:
+    """Decode raw data set bytes; any failure raises ``DatasetError`` (status 0x0110).
+
+    The scanner checks structure and ``limits`` first (``LimitExceeded``, 0x0213), so
+    pydicom only ever reads a complete data set within bounds. Every value is then
+    converted once, so a value pydicom cannot convert fails here, not in the caller.
+    """
+    from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, check_dataset  # it imports us
+
     implicit, little, deflated = _syntax(transfer_syntax_uid)
+    if deflated:
+        try:
+            raw = inflate(raw)
+        except zlib.error as exc:
+            raise DatasetError("deflated data set is corrupt") from exc
+    check_dataset(
+        raw,
+        EXPLICIT_VR_LITTLE_ENDIAN if deflated else transfer_syntax_uid,
+        limits or DEFAULT_SCAN_LIMITS,
+    )
     try:
-        if deflated:
-            raw = _inflate(raw)
         ds = read_dataset(BytesIO(raw), implicit, little)
-        _check_complete(ds, len(raw))
-        # Force every element's value now, so corrupt bytes fail here, not later.
         for elem in ds.iterall():
             _ = elem.value
-    except DatasetError:
-        raise
     except Exception as exc:  # pydicom raises many types; all mean "cannot decode"
-        raise DatasetError(f"cannot decode data set ({transfer_syntax_uid}): {exc}") from exc
+        raise DatasetError(error_comment(f"cannot decode data set: {exc}")) from exc
     return ds
 
 
-def _inflate(raw: bytes) -> bytes:
+def inflate(raw: bytes) -> bytes:
     """Raw deflate (PS3.5 A.5) with a ceiling, so a small bomb cannot take our memory.
 
     Inflated in 1 MiB steps into one growing buffer, so the peak stays near the ceiling.
+    A corrupt stream raises ``zlib.error``.
     """
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     out = bytearray()
@@ -88,32 +103,6 @@ def _inflate(raw: bytes) -> bytes:
     if len(out) > MAX_INFLATED_LENGTH:
         raise DatasetError(f"deflated data set inflates past {MAX_INFLATED_LENGTH} bytes")
     return bytes(out)
-
-
-def _check_complete(ds: Dataset, size: int | None) -> None:
-    """Refuse what pydicom would silently accept: a truncated value or trailing bytes.
-
-    Items of sequences are checked too: an element whose length runs past its item is
-    read by pydicom as a shorter value, which PS3.5 §7.1 (exact value lengths) forbids.
-    ``size`` is the byte count the top level must fill exactly (None inside items).
-    """
-    end: int | None = 0
-    for tag in list(ds.keys()):
-        elem = ds.get_item(tag)  # still raw: its declared length is known
-        end = None
-        if isinstance(elem, RawDataElement) and elem.length != _UNDEFINED:
-            got = 0 if elem.value is None else len(elem.value)
-            if got != elem.length:
-                raise DatasetError(
-                    f"element {elem.tag} is truncated ({got} of {elem.length} bytes)"
-                )
-            end = elem.value_tell + got
-        converted = ds[tag]
-        if converted.VR == "SQ":
-            for item in converted.value:
-                _check_complete(item, None)
-    if size is not None and end is not None and end != size:
-        raise DatasetError(f"{size - end} bytes after the last complete element")
 
 
 def encode_dataset(ds: Dataset, transfer_syntax_uid: str) -> bytes:
