@@ -349,8 +349,15 @@ def _build_parser() -> _Parser:
     add(
         "--users",
         metavar="<file>",
-        help=f"-L/scp: require a user identity listed in <file>, one 'user:passcode' or "
-        f"'user' a line (others are rejected 1/1/1) {ADDED}",
+        help=f"-L/scp: require a user identity listed in <file>, one a line: "
+        f"'user:passcode', 'user' (user name alone, no passcode) or '[any-passcode] user' "
+        f"(others are rejected 1/1/1) {ADDED}",
+    )
+    add(
+        "--allow-cleartext-passcodes",
+        action="store_true",
+        help=f"-L/scp with --users: accept passcodes over plain TCP, where they cross the "
+        f"network in clear (refused 1/1/1 by default; use -tls AES) {ADDED}",
     )
     return p
 
@@ -390,6 +397,7 @@ def association_config(args: argparse.Namespace) -> AssociationConfig:
         max_ops_invoked=args.max_ops_invoked,
         max_ops_performed=args.max_ops_performed,
         tls=tls_options(args),
+        allow_cleartext_passcodes=args.allow_cleartext_passcodes,
     )
 
 

@@ -14,7 +14,9 @@ from ups.pdu.items import (
 )
 from ups.pdu.negotiation import (
     AcceptorPolicy,
+    IdentityVerifier,
     SyntaxSupport,
+    bind_transport,
     evaluate_accept,
     identity_response,
     negotiate,
@@ -191,3 +193,37 @@ def test_user_identity_verifier_accepts_with_response_or_rejects() -> None:
         _rq(PresentationContextRQ(1, ECHO, (IMPLICIT,))), _policy(verify_identity=verify)
     )
     assert isinstance(missing, AAssociateRJ)
+
+
+def test_bind_transport_gives_a_transport_bound_verifier_its_transport() -> None:
+    """A server binds once; a plain callable verifier is left as it is."""
+
+    def blind(identity: UserIdentityRQ | None) -> bytes | bool:
+        return True
+
+    policy = _policy(verify_identity=blind)
+    assert bind_transport(policy, tls=False, allow_cleartext_passcodes=False) is policy
+
+    class PasscodesOnlyOverTLS:
+        def __init__(self, allowed: bool = False) -> None:
+            self.allowed = allowed
+
+        def __call__(self, identity: UserIdentityRQ | None) -> bytes | bool:
+            return self.allowed
+
+        def for_transport(self, *, tls: bool, allow_cleartext_passcodes: bool) -> IdentityVerifier:
+            return PasscodesOnlyOverTLS(tls or allow_cleartext_passcodes)
+
+    rq = _rq(
+        PresentationContextRQ(1, ECHO, (IMPLICIT,)),
+        user_identity_rq=UserIdentityRQ(
+            UserIdentityType.USERNAME_AND_PASSCODE, False, b"alice", b"s3cret"
+        ),
+    )
+    loose = _policy(verify_identity=PasscodesOnlyOverTLS())
+    plain = bind_transport(loose, tls=False, allow_cleartext_passcodes=False)
+    tls = bind_transport(loose, tls=True, allow_cleartext_passcodes=False)
+    allowed = bind_transport(loose, tls=False, allow_cleartext_passcodes=True)
+    assert isinstance(negotiate(rq, plain)[0], AAssociateRJ)
+    assert isinstance(negotiate(rq, tls)[0], AAssociateAC)
+    assert isinstance(negotiate(rq, allowed)[0], AAssociateAC)

@@ -5,6 +5,9 @@
   title not recognized), PS3.8 Table 9-21.
 * ``verify_identity`` (``--users FILE``): a missing, unknown or wrong identity gets
   A-ASSOCIATE-RJ 1/1/1 (the README's documented choice; PS3.7 D.3.3.7 leaves it open).
+  These servers run on plain TCP with ``allow_cleartext_passcodes`` (``PLAIN_OK``), so
+  passcodes are judged here; tests/net/test_server_identity.py covers the refusal of
+  passcodes over plain TCP and tests/cli/test_cli_identity.py both rules end to end.
   A good identity with a positive response requested gets an A-ASSOCIATE-AC carrying
   a User Identity sub-item (0x59) with a zero-length server response, as PS3.7
   Table D.3-15 prescribes for identity types 1 and 2; without the request, none.
@@ -21,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ import pytest
 
 from tests.reliability.targets import (
     KINDS,
+    SERVER_CONFIG,
     Kind,
     RawPeer,
     Target,
@@ -49,6 +54,9 @@ from ups.services.scpconfig import ConfigError, UserTable, load_users
 from ups.services.uids import VERIFICATION
 
 pytestmark = pytest.mark.timeout(30)
+
+PLAIN_OK = replace(SERVER_CONFIG, allow_cleartext_passcodes=True)
+"""These tests judge passcodes on plain TCP, which a server must be told to allow."""
 
 PASSCODE = "s3cr3t:Pässwörd"  # a colon and non-ASCII: the whole rest of the line counts
 ALICE_GOOD = UserIdentityRQ(
@@ -138,7 +146,9 @@ BAD_IDENTITIES = {
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_bad_identities_rejected_1_1_1(kind: Kind, tmp_path: Path, users: UserTable) -> None:
-    async with running(kind, tmp_path, verify_identity=users, identity=ALICE_GOOD) as t:
+    async with running(
+        kind, tmp_path, config=PLAIN_OK, verify_identity=users, identity=ALICE_GOOD
+    ) as t:
         for name, identity in BAD_IDENTITIES.items():
             answer = await raw_answer(t, identity=identity)
             assert answer == reject_pdu(1, 1, 1), name
@@ -153,7 +163,9 @@ async def test_bad_identities_rejected_1_1_1(kind: Kind, tmp_path: Path, users: 
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_good_identities_accepted(kind: Kind, tmp_path: Path, users: UserTable) -> None:
-    async with running(kind, tmp_path, verify_identity=users, identity=ALICE_GOOD) as t:
+    async with running(
+        kind, tmp_path, config=PLAIN_OK, verify_identity=users, identity=ALICE_GOOD
+    ) as t:
         # Positive response requested: an AC with a zero-length server response.
         assert _identity_ac(await raw_answer(t, identity=ALICE_GOOD)) == UserIdentityAC(b"")
         bob = UserIdentityRQ(UserIdentityType.USERNAME, True, b"bob")
@@ -171,6 +183,7 @@ async def test_calling_ae_and_identity_together(tmp_path: Path, users: UserTable
     async with running(
         "scp",
         tmp_path,
+        config=PLAIN_OK,
         calling_ae_titles=frozenset({"PEER"}),
         verify_identity=users,
         identity=ALICE_GOOD,
@@ -207,7 +220,9 @@ async def test_passcodes_never_logged(
 ) -> None:
     secrets = [PASSCODE, PASSCODE.encode().hex(), repr(PASSCODE.encode())[2:-1], "s3cr3t"]
     caplog.set_level(logging.DEBUG)
-    async with running(kind, tmp_path, verify_identity=users, identity=ALICE_GOOD) as t:
+    async with running(
+        kind, tmp_path, config=PLAIN_OK, verify_identity=users, identity=ALICE_GOOD
+    ) as t:
         await t.exercise()
         association = await t.open()
         # What a careless log line would show: the negotiated summary and the server's.
@@ -247,16 +262,23 @@ def load_users_text(tmp_path: Path, text: str) -> UserTable:
 
 
 def test_user_table_rules(tmp_path: Path) -> None:
-    table = load_users_text(tmp_path, "alice:pw\nbob\n")
+    loaded = load_users_text(tmp_path, "alice:pw\nbob\n[any-passcode] carol\n")
+    table = loaded.for_transport(tls=True, allow_cleartext_passcodes=False)
     kinds = UserIdentityType
     assert table(UserIdentityRQ(kinds.USERNAME_AND_PASSCODE, False, b"alice", b"pw")) == b""
     assert table(UserIdentityRQ(kinds.USERNAME_AND_PASSCODE, False, b"alice", b"pW")) is False
     assert table(UserIdentityRQ(kinds.USERNAME, False, b"alice")) is False
     assert table(UserIdentityRQ(kinds.USERNAME, False, b"bob")) == b""
-    assert table(UserIdentityRQ(kinds.USERNAME_AND_PASSCODE, False, b"bob", b"x")) == b""
+    # A user listed without a passcode takes the user name alone, nothing more.
+    assert table(UserIdentityRQ(kinds.USERNAME_AND_PASSCODE, False, b"bob", b"x")) is False
+    assert table(UserIdentityRQ(kinds.USERNAME_AND_PASSCODE, False, b"bob", b"")) is False
+    # ... unless its line says [any-passcode].
+    assert table(UserIdentityRQ(kinds.USERNAME, False, b"carol")) == b""
+    assert table(UserIdentityRQ(kinds.USERNAME_AND_PASSCODE, False, b"carol", b"x")) == b""
+    assert table(UserIdentityRQ(kinds.USERNAME_AND_PASSCODE, False, b"mallory", b"")) is False
     assert table(UserIdentityRQ(kinds.SAML, False, b"<assertion/>")) is False
     assert table(None) is False
-    assert len(table) == 2 and repr(table) == "UserTable(<2 users>)"
+    assert len(table) == 3 and repr(table) == "UserTable(<3 users>)"
 
 
 # ------------------------------------------------------------------ command line
@@ -288,6 +310,7 @@ async def test_cli_enforces_access_control(kind: Kind, tmp_path: Path) -> None:
     users = tmp_path / "users.txt"
     users.write_text(f"alice:{PASSCODE}\n", encoding="utf-8")
     access = ["--accept-aet", "PEER", "--users", str(users), "-requestTO", "2000"]
+    access.append("--allow-cleartext-passcodes")  # passcodes over plain TCP are judged
     if kind == "listener":
         argv = ["-L", "LISTENER@127.0.0.1:0", *access]
     else:
@@ -319,3 +342,16 @@ async def test_cli_enforces_access_control(kind: Kind, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_users_file_tags(tmp_path: Path) -> None:
+    """``[any-passcode] user`` is the only tag; it takes no passcode; typos are errors."""
+    for text, fragment in [
+        ("[any-passcod] carol\n", "unknown tag"),
+        ("[any-passcode] carol:topsecret5\n", "without a passcode"),
+        ("[any-passcode]\n", "missing user name"),
+    ]:
+        with pytest.raises(ConfigError, match=fragment) as caught:
+            load_users_text(tmp_path, text)
+        assert "line 1" in str(caught.value) and "topsecret" not in str(caught.value)
+    assert len(load_users_text(tmp_path, "  [any-passcode]   carol  \n")) == 1

@@ -5,7 +5,8 @@ let in-flight work finish (or abort after a grace period), and leave nothing ope
 
 With TLS, each connection first runs :class:`~ups.net.tlsproto.TLSProtocol`, which sends
 a refused peer its alert and logs why; plain TCP connections go straight to the
-``Association``.
+``Association``. The server also binds the identity verifier to its transport (PS3.15:
+passcodes only over TLS unless ``allow_cleartext_passcodes``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ups.net.config import AssociationConfig
 from ups.net.errors import ConnectFailed
 from ups.net.tls import server_context
 from ups.net.tlsproto import RefusedConnection, TLSProtocol
-from ups.pdu.negotiation import AcceptorPolicy
+from ups.pdu.negotiation import AcceptorPolicy, bind_transport
 
 log = logging.getLogger("ups.net")
 
@@ -38,7 +39,11 @@ class Server:
         on_established: Callable[[Association], None] | None,
         on_closed: Callable[[Association], None] | None,
     ) -> None:
-        self.policy = policy
+        self.policy = bind_transport(
+            policy,
+            tls=config.tls is not None,
+            allow_cleartext_passcodes=config.allow_cleartext_passcodes,
+        )
         self.config = config
         self._handlers = handlers
         self._on_established = on_established

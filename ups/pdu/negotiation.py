@@ -10,7 +10,8 @@ in each direction and the asynchronous operations window in each direction.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol, runtime_checkable
 
 from ups.pdu.enums import (
     APPLICATION_CONTEXT_NAME,
@@ -50,6 +51,22 @@ IdentityVerifier = Callable[[UserIdentityRQ | None], "bytes | bool"]
 """Returns False to reject, True to accept, or bytes: accept with this server response."""
 
 
+@runtime_checkable
+class TransportBoundVerifier(Protocol):
+    """A verifier whose verdict depends on the transport its server listens on.
+
+    A passcode (PS3.7 D.3.3.7, identity type 2) sent over plain TCP crosses the network in
+    clear; PS3.15 B.12 is what protects it. A server knows whether it speaks TLS and binds
+    such a verifier once, with :func:`bind_transport`, before accepting anything.
+    """
+
+    def __call__(self, identity: UserIdentityRQ | None) -> bytes | bool: ...
+
+    def for_transport(self, *, tls: bool, allow_cleartext_passcodes: bool) -> IdentityVerifier:
+        """This verifier for associations over TLS (``tls``) or over plain TCP."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class AcceptorPolicy:
     """The acceptor's side of negotiation; ``None`` for AE sets means "accept any"."""
@@ -65,6 +82,17 @@ class AcceptorPolicy:
     max_ops_performed: int = 1
     """How many operations from the peer we perform at once (0 = unlimited)."""
     verify_identity: IdentityVerifier | None = None
+
+
+def bind_transport(
+    policy: AcceptorPolicy, *, tls: bool, allow_cleartext_passcodes: bool
+) -> AcceptorPolicy:
+    """``policy`` for a server on this transport: a transport-bound verifier learns it."""
+    verifier = policy.verify_identity
+    if not isinstance(verifier, TransportBoundVerifier):
+        return policy
+    bound = verifier.for_transport(tls=tls, allow_cleartext_passcodes=allow_cleartext_passcodes)
+    return replace(policy, verify_identity=bound)
 
 
 @dataclass(frozen=True, slots=True)
