@@ -6,13 +6,20 @@ additions marked "[addition]" in ``--help``. This module only maps options onto 
 library (``ups.services``) and prints results; every rule lives below it.
 
 Exit status: 0 success (a warning status still exits 0), 1 the peer answered with a
-failure status, 2 bad input or usage, 3 a network or association failure, 130 on
-interrupt. Every failure prints one line on stderr naming the cause.
+failure status, 2 bad input or usage (a local TLS mistake included: insecure options,
+unreadable key stores), 3 a network or association failure (a refused TLS handshake
+included), 130 on interrupt. Every failure prints one line on stderr naming the cause.
+
+Passwords and tokens (:data:`SECRET_OPTIONS`) may be given as ``env:NAME``,
+``file:PATH`` (its first line) or ``-`` (prompt on a terminal), so that they appear
+neither in ``ps`` output nor in shell history; a literal value still works.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -23,7 +30,7 @@ from pydicom.dataset import Dataset
 import ups
 from ups.errors import DicomError
 from ups.net.config import AssociationConfig
-from ups.net.errors import NetError
+from ups.net.errors import NetError, TLSConfigError
 from ups.net.loop import run as run_loop
 from ups.net.tls import TLSOptions
 from ups.pdu.enums import UserIdentityType
@@ -47,6 +54,10 @@ OPERATIONS = (
     "bench",
 )
 ADDED = "[addition]"
+SECRET_OPTIONS = ("keystorepw", "keypw", "truststorepw", "passcode", "jwt")
+"""Options whose value is a secret: each also takes env:NAME, file:PATH or - (prompt)."""
+SECRET_FORMS = "env:NAME, file:PATH, - to prompt"
+_MAX_SECRET_FILE = 64 * 1024
 
 DEFAULT_FIND_RETURN_KEYS = (
     "SOPInstanceUID",
@@ -110,7 +121,12 @@ example:
       Search the AE UPSSCP listening on local port 11112 for all scheduled UPS.
 
 exit status: 0 success (warnings included), 1 failure status from the peer,
-2 bad input or usage, 3 network or association failure, 130 interrupted.
+2 bad input or usage (local TLS mistakes included), 3 network or association failure
+(refused TLS handshakes included), 130 interrupted.
+
+secrets: -keystorepw, -keypw, -truststorepw, -passcode and --jwt also take env:NAME
+(an environment variable), file:PATH (the file's first line) or - (prompt on a
+terminal); these keep them out of ps output and shell history.
 """
 
 
@@ -254,13 +270,36 @@ def _build_parser() -> _Parser:
     add("-no_ssl3", action="store_true", help="disable SSLv3 (always disabled)")
     add("-noclientauth", action="store_true", help="disable client authentication for TLS")
     add("-keystore", metavar="<file>", help="PEM or PKCS#12 key store (JKS: convert first)")
-    add("-keystorepw", metavar="<password>", default="secret", help="key store password")
-    add("-keypw", metavar="<password>", help="key password, key store password by default")
+    add(
+        "-key",
+        metavar="<file>",
+        help=f"private key file (PEM or DER); -keystore then holds the certificates {ADDED}",
+    )
+    add(
+        "-keystorepw",
+        metavar="<password>",
+        default="secret",
+        help=f"key store password, 'secret' by default ({SECRET_FORMS}: {ADDED})",
+    )
+    add(
+        "-keypw",
+        metavar="<password>",
+        help=f"key password, key store password by default ({SECRET_FORMS}: {ADDED})",
+    )
     add("-truststore", metavar="<file>", help="PEM or PKCS#12 trust store")
-    add("-truststorepw", metavar="<password>", default="secret", help="trust store password")
+    add(
+        "-truststorepw",
+        metavar="<password>",
+        default="secret",
+        help=f"trust store password, 'secret' by default ({SECRET_FORMS}: {ADDED})",
+    )
     # --- user identity of the seed
     add("-username", metavar="<username>", help="user identity negotiation with this user")
-    add("-passcode", metavar="<passcode>", help="passcode for -username")
+    add(
+        "-passcode",
+        metavar="<passcode>",
+        help=f"passcode for -username ({SECRET_FORMS}: {ADDED})",
+    )
     add("-uidnegrsp", action="store_true", help="request a positive user identity response")
     # --- additions
     add(
@@ -302,7 +341,11 @@ def _build_parser() -> _Parser:
     add("--trial", action="store_true", help=f"propose only the retired trial UPS UIDs {ADDED}")
     add("--final", action="store_true", help=f"propose only the final UPS UIDs {ADDED}")
     add("--saml", metavar="<file>", help=f"user identity: SAML assertion from file {ADDED}")
-    add("--jwt", metavar="<token>", help=f"user identity: JSON Web Token {ADDED}")
+    add(
+        "--jwt",
+        metavar="<token>",
+        help=f"user identity: JSON Web Token (also {SECRET_FORMS}) {ADDED}",
+    )
     add("--json", action="store_true", help=f"print one JSON object per line {ADDED}")
     add("--quiet", action="store_true", help=f"-L: print periodic counts only {ADDED}")
     add(
@@ -362,6 +405,75 @@ def _build_parser() -> _Parser:
     return p
 
 
+# ---------------------------------------------------------------------------- secrets
+
+
+class Secret(str):
+    """A password or token from the command line; ``repr`` (argparse, logs) hides it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def read_secret(option: str, value: str) -> Secret:
+    """The secret ``value`` stands for: ``env:NAME``, ``file:PATH``, ``-`` or itself.
+
+    ``file:`` takes the file's first line (without its line break); ``-`` prompts with
+    ``getpass`` and is refused when standard input is not a terminal. Errors name the
+    option and where the secret was to come from, never a secret.
+    """
+    flag = _flag(option)
+    if value.startswith("env:"):
+        name = value[4:]
+        found = os.environ.get(name)
+        if not name or found is None:
+            raise UsageError(f"{flag} {value}: environment variable {name!r} is not set")
+        return Secret(found)
+    if value.startswith("file:"):
+        return Secret(_first_line(flag, value[5:]))
+    if value == "-":
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"{flag} -: cannot prompt, standard input is not a terminal; "
+                "give env:NAME or file:PATH"
+            )
+        return Secret(getpass.getpass(f"dcmups: {flag}: "))
+    return Secret(value)
+
+
+def _flag(option: str) -> str:
+    """The option as typed: the seed's single dash, two for our additions (``--jwt``)."""
+    return f"--{option}" if option == "jwt" else f"-{option}"
+
+
+def _first_line(flag: str, path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_MAX_SECRET_FILE)
+    except OSError as exc:
+        raise UsageError(f"{flag} file:{path}: {exc.strerror or exc}") from None
+    line = data.split(b"\n", 1)[0].removesuffix(b"\r")
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{flag} file:{path}: not UTF-8 text") from None
+
+
+def resolve_secrets(args: argparse.Namespace) -> None:
+    """Replace each given secret option's value by the secret itself, once, up front.
+
+    Once, because ``subscribe -L`` opens a second association on the way out, and a
+    prompt must not come twice; up front, so that a bad one is a usage error (exit 2)
+    before anything starts.
+    """
+    for option in SECRET_OPTIONS:
+        value = getattr(args, option, None)
+        if value is not None and not isinstance(value, Secret):
+            setattr(args, option, read_secret(option, value))
+
+
 # ---------------------------------------------------------------------------- mapping
 
 
@@ -403,8 +515,8 @@ def association_config(args: argparse.Namespace) -> AssociationConfig:
 
 def tls_options(args: argparse.Namespace) -> TLSOptions | None:
     if args.tls is None:
-        if args.keystore or args.truststore:
-            raise UsageError("-keystore/-truststore need -tls")
+        if args.keystore or args.truststore or args.key:
+            raise UsageError("-keystore/-key/-truststore need -tls")
         return None
     return TLSOptions(
         enabled=True,
@@ -416,6 +528,7 @@ def tls_options(args: argparse.Namespace) -> TLSOptions | None:
         no_ssl3=args.no_ssl3,
         client_auth=not args.noclientauth,
         keystore=args.keystore,
+        key=args.key,
         keystore_password=args.keystorepw,
         key_password=args.keypw,
         truststore=args.truststore,
@@ -809,6 +922,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.version:
             out.write(f"dcmups {ups.__version__}\n")
             return EXIT_OK
+        resolve_secrets(args)
         return _dispatch(args, out)
     except KeyboardInterrupt:
         print("dcmups: interrupted", file=sys.stderr)
@@ -816,6 +930,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except UsageError as exc:
         print(f"dcmups: {exc}", file=sys.stderr)
         print("Try 'dcmups --help' for more information.", file=sys.stderr)
+        return EXIT_USAGE
+    except TLSConfigError as exc:  # a local mistake (file, password, insecure option)
+        print(f"dcmups: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except NetError as exc:
         print(f"dcmups: {exc}", file=sys.stderr)
