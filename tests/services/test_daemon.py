@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from pydicom.dataset import Dataset
 
 from ups.dimse.datasets import LazyDataset, encode_dataset
 from ups.dimse.messages import NEventReportRSP
+from ups.dimse.scanner import dataset_json
 from ups.services.daemon import (
     JsonLineRenderer,
     ListenerOptions,
@@ -326,3 +328,25 @@ def test_fast_json_renderer_equals_the_reference(
     )
     for _ in range(2):  # the second time from its caches
         assert render(event) == json_line(event_json(event))
+
+
+def test_text_line_from_the_scanner_model_matches_the_decoded_one() -> None:
+    """The daemon's text lines come from the scanner's model (no pydicom per event);
+    they read as the lines made from the decoded data set do."""
+    cancel = Dataset()
+    cancel.RequestingAE = "WS 1"
+    cancel.ReasonForCancellation = 'bad\nline "x"'
+    progress = Dataset()
+    item = Dataset()
+    item.ProcedureStepProgress = "50"
+    item.ProcedureStepProgressDescription = "half way"
+    progress.ProcedureStepProgressInformationSequence = [item]
+    state = Dataset()
+    state.ProcedureStepState = "IN PROGRESS"
+    state.InputReadinessState = "READY"
+    for event_type, ds in ((2, cancel), (3, progress), (1, state)):
+        decoded = _event(event_type, ds)
+        assert decoded.raw_dataset is not None
+        model = dataset_json(decoded.raw_dataset.raw, IVR)
+        scanned = dataclasses.replace(decoded, dataset_json=model)
+        assert format_event_line(scanned) == format_event_line(decoded)

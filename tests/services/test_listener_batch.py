@@ -7,6 +7,8 @@ a failing ``commit`` answers every event of the batch with Processing Failure.
 
 from __future__ import annotations
 
+import struct
+
 from bench import rawpdu
 from tests.net.memtransport import MemoryTransport, open_acceptor, responses
 from ups.net.association import Association
@@ -14,6 +16,7 @@ from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
 
 PROCESSING_FAILURE = 0x0110
+RESOURCE_LIMITATION = 0x0213
 
 
 class Recorder:
@@ -82,4 +85,50 @@ async def test_a_failed_commit_answers_the_whole_batch_with_a_failure() -> None:
     association.data_received(_events(4))
     assert _statuses(transport.writes[0]) == dict.fromkeys(range(1, 5), PROCESSING_FAILURE)
     assert listener.stats.events == 0
+    association.abort()
+
+
+def _event_with(dataset: bytes, message_id: int = 1) -> bytes:
+    command = rawpdu.n_event_report_rq(message_id)
+    return b"".join(rawpdu.fragmented(1, command, dataset, 16384))
+
+
+def _items(count: int) -> bytes:
+    """(0040,4018) Scheduled Workitem Code Sequence, undefined length, ``count`` empty items."""
+    head = struct.pack("<HHI", 0x0040, 0x4018, 0xFFFFFFFF)
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0)
+    end = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return head + item * count + end
+
+
+async def test_events_beyond_a_limit_or_malformed_are_refused_and_never_consumed() -> None:
+    holder: list[MemoryTransport] = []
+    recorder = Recorder(holder)
+    listener, association, transport = _listener(recorder)
+    holder.append(transport)
+    association.data_received(_event_with(_items(10_001), 1))
+    association.data_received(_event_with(rawpdu.state_report_dataset()[:-3], 2))
+    statuses = _statuses(b"".join(transport.writes))
+    assert statuses == {1: RESOURCE_LIMITATION, 2: PROCESSING_FAILURE}
+    assert recorder.events == [] and listener.stats.refused == 2
+    association.abort()
+
+
+async def test_the_json_model_comes_from_the_scanner() -> None:
+    holder: list[MemoryTransport] = []
+    recorder = Recorder(holder)
+    listener = EventListener(("127.0.0.1", 0), "SCP", consumer=recorder, with_json=True)
+    handlers = {rawpdu.UPS_EVENT: listener._on_request}
+    association = Association(
+        listener.config, requestor=False, policy=listener.policy, handlers=handlers
+    )
+    transport = open_acceptor(association, rawpdu.UPS_EVENT)
+    holder.append(transport)
+    association.data_received(_events(1))
+    (event,) = recorder.events
+    assert event.dataset_json == {
+        "00404041": {"vr": "CS", "Value": ["READY"]},
+        "00741000": {"vr": "CS", "Value": ["IN PROGRESS"]},
+    }
+    assert not event.raw_dataset or not event.raw_dataset.is_decoded  # pydicom never ran
     association.abort()

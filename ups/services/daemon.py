@@ -43,8 +43,10 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any, Literal, TextIO
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
+from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
 from ups.net.loop import run as run_loop
@@ -103,6 +105,8 @@ class ListenerOptions:
     """Accepted calling AE titles (``--accept-aet``); None accepts any."""
     verify_identity: IdentityVerifier | None = None
     """User Identity check (``--users``); None accepts any."""
+    scan_limits: ScanLimits = DEFAULT_SCAN_LIMITS
+    """What one event's data set may cost; beyond it the event is refused (0x0213)."""
 
 
 # ------------------------------------------------------------------------ formatting
@@ -151,11 +155,47 @@ def _find(ds: Dataset, keyword: str) -> object:
     return None
 
 
+def _model_value(attribute: dict[str, Any] | None) -> object:
+    """A JSON model attribute's value as the text line shows it (as pydicom's ``str``)."""
+    if not attribute or "Value" not in attribute:
+        return None
+    values = [_model_text(value) for value in attribute["Value"]]
+    return values[0] if len(values) == 1 else "\\".join(str(v) for v in values)
+
+
+def _model_text(value: object) -> object:
+    """A JSON value as text: a PN's alphabetic group; DS "50" (50.0 in JSON) as 50."""
+    if isinstance(value, dict):
+        return value.get("Alphabetic", "")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _find_in_model(model: dict[str, Any], keyword: str) -> object:
+    tag = _MODEL_KEYS[keyword]
+    if tag in model:
+        return _model_value(model[tag])
+    for seq in _NESTED:
+        items = model.get(_MODEL_KEYS[seq], {}).get("Value")
+        if items and isinstance(items[0], dict) and tag in items[0]:
+            return _model_value(items[0][tag])
+    return None
+
+
+_MODEL_KEYS: dict[str, str] = {
+    keyword: f"{tag_for_keyword(keyword):08X}"
+    for keyword in {*(k for keys in _SUMMARY.values() for k in keys), *_NESTED}
+}
+
+
 def format_event_line(event: UPSEvent) -> str:
     """One readable line: time, event name, UPS, sender and the attributes that matter.
 
     Every value is quoted when it holds a space, ``=`` or a control character, so the
-    line splits back into ``key=value`` words and never spans two lines.
+    line splits back into ``key=value`` words and never spans two lines. The values
+    come from the scanner's JSON model when the listener made one (no pydicom on the
+    daemon's per-event path), else from the decoded data set.
     """
     parts = [
         _timestamp(event.received),
@@ -166,9 +206,10 @@ def format_event_line(event: UPSEvent) -> str:
     if event.family == "trial":
         parts.append("trial")
     if event.has_dataset:
-        ds = event.dataset
+        model = event.dataset_json
+        ds = event.dataset if model is None else None
         for keyword in _SUMMARY.get(event.event_type_id, ()):
-            value = _find(ds, keyword)
+            value = _find(ds, keyword) if ds is not None else _find_in_model(model or {}, keyword)
             if value is not None and value != "":
                 parts.append(f"{keyword}={_quote(str(value))}")
     return " ".join(parts)
@@ -452,6 +493,8 @@ async def run_listener(
         verify_identity=opts.verify_identity,
         callback=_ignore if opts.output == "quiet" else None,
         consumer=None if opts.output == "quiet" else batch,
+        scan_limits=opts.scan_limits,
+        with_json=opts.output != "quiet",
     )
     try:
         await listener.start()

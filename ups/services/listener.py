@@ -47,7 +47,9 @@ from typing import Final, Protocol, cast
 
 import ups
 from ups.dimse.datasets import TRANSFER_SYNTAXES, LazyDataset
+from ups.dimse.errors import DatasetError, error_comment
 from ups.dimse.messages import CEchoRQ, CEchoRSP, NEventReportRQ, NEventReportRSP, Request
+from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits, check_dataset, dataset_json
 from ups.net.association import DEFERRED, Association, HandlerResult, RequestContext
 from ups.net.config import AssociationConfig
 from ups.net.responses import failure_response
@@ -96,6 +98,7 @@ class EventBatchConsumer(Protocol):
     def add(self, event: UPSEvent) -> None: ...
 
     def commit(self) -> None: ...
+
 
 Address = str | tuple[str, int]
 _Sender = tuple[str, str, "tuple[str, int] | None"]
@@ -229,7 +232,7 @@ def _response(request: NEventReportRQ, status: int, comment: str | None = None) 
         request.affected_sop_class_uid,
         request.affected_sop_instance_uid,
         request.event_type_id,
-        comment[:64] if comment else None,
+        error_comment(comment) if comment else None,
     )
 
 
@@ -259,6 +262,8 @@ class EventListener:
         calling_ae_titles: Iterable[str] | None = None,
         verify_identity: IdentityVerifier | None = None,
         consumer: EventBatchConsumer | None = None,
+        scan_limits: ScanLimits = DEFAULT_SCAN_LIMITS,
+        with_json: bool = False,
     ) -> None:
         if buffer < 1:
             raise ValueError("buffer must be at least 1")
@@ -302,6 +307,8 @@ class EventListener:
             raise ValueError("give a callback or a batch consumer, not both")
         self._batch = consumer
         self._senders: dict[Association, _Sender] = {}
+        self._scan_limits = scan_limits
+        self._with_json = with_json
         self._batch_pending: list[tuple[NEventReportRQ, RequestContext]] = []
 
     # -------------------------------------------------------------- lifecycle
@@ -325,9 +332,7 @@ class EventListener:
         )
         if self._async_callback is not None:
             loop = asyncio.get_running_loop()
-            self._consumers = [
-                loop.create_task(self._consume()) for _ in range(self._concurrency)
-            ]
+            self._consumers = [loop.create_task(self._consume()) for _ in range(self._concurrency)]
         return self
 
     @property
@@ -495,6 +500,19 @@ class EventListener:
         association = ctx.association
         sender = self._senders.get(association) or self._sender(association)
         raw = request.dataset
+        model = None
+        if raw:
+            # One pass of the scanner checks structure and limits (and, for the --json
+            # daemon, renders the data set), so nothing malformed or oversized reaches
+            # the consumer and no event costs more than its limits allow.
+            try:
+                if self._with_json:
+                    model = dataset_json(raw, ctx.context.transfer_syntax, self._scan_limits)
+                else:
+                    check_dataset(raw, ctx.context.transfer_syntax, self._scan_limits)
+            except DatasetError as exc:
+                self.stats.refused += 1
+                return _response(request, exc.status, str(exc))
         event = _new_event(
             request.event_type_id,
             request.affected_sop_instance_uid,
@@ -506,7 +524,7 @@ class EventListener:
             request.message_id,
             ctx.context.abstract_syntax,
             sender[2],
-            None,
+            model,
         )
         if self._batch is not None:
             return self._add_to_batch(self._batch, event, request, ctx)
