@@ -238,7 +238,7 @@ def _dataset_model(event: UPSEvent) -> dict[str, Any]:
     return to_json_model(event.dataset) if event.has_dataset else {}
 
 
-_quote_json = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_quote_json = json.encoder.encode_basestring
 _encode_model = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
