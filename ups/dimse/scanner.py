@@ -190,6 +190,18 @@ class _WholeDataset(Exception):
     """A VR that depends on other attributes (``US or SS``): pydicom reads it all."""
 
 
+_KEYS: Final[dict[int, str]] = {}
+_KEY_CACHE_SIZE: Final = 8192
+
+
+def _key(tag: int) -> str:
+    """The JSON key of a tag (PS3.18 F.2.1), remembered: a lookup costs less than format."""
+    key = f"{tag:08X}"
+    if len(_KEYS) < _KEY_CACHE_SIZE:
+        _KEYS[tag] = key
+    return key
+
+
 def _tag(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
@@ -242,7 +254,7 @@ def _private_dictionary_vr(tag: int, creator: str) -> str:
     return "UN"
 
 
-def _sniff(buf: bytes | memoryview, start: int, end: int) -> _Codec:
+def _sniff(buf: bytes, start: int, end: int) -> _Codec:
     """pydicom's guess for an item of a UN sequence: explicit if a VR seems to be there."""
     if end - start >= 6 and 0x40 < buf[start + 4] < 0x5B and 0x40 < buf[start + 5] < 0x5B:
         return _EXPLICIT_LE
@@ -272,8 +284,11 @@ def _strings(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
 
 
 def _uids(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    values = [value.strip() for value in data.decode("latin-1").rstrip(" \x00").split("\\")]
-    return values if len(values) > 1 or values[0] else None
+    text = data.decode("latin-1").rstrip(" \x00")
+    if "\\" not in text:  # the usual single UID, without a list comprehension
+        text = text.strip()
+        return [text] if text else None
+    return [value.strip() for value in text.split("\\")]
 
 
 def _application_entities(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
@@ -287,8 +302,11 @@ def _uri(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
 
 
 def _texts(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    values = [value.rstrip("\0 ") for value in _decode(data, charset).split("\\")]
-    return values if len(values) > 1 or values[0] else None
+    text = _decode(data, charset)
+    if "\\" not in text:  # the usual single value, without a list comprehension
+        text = text.rstrip("\0 ")
+        return [text] if text else None
+    return [value.rstrip("\0 ") for value in text.split("\\")]
 
 
 def _text(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
@@ -384,6 +402,7 @@ _CONVERTERS: Final[dict[str, _Converter]] = {
     "DS": _decimal_strings,
     "AT": _tags,
 }
+_VIA_ATTRIBUTE: Final = _BINARY | {"SS"}
 _TEXTUAL: Final = frozenset("AE AS CS DA DT TM UI UR SH LO UC ST LT UT".split())
 _CHARSET_VRS: Final = frozenset({"SH", "LO", "UC", "ST", "LT", "UT", "PN", "SQ"})
 
@@ -443,20 +462,12 @@ class _Scan:
 
     __slots__ = ("buf", "json", "inline_limit", "elements", "limits")
 
-    def __init__(
-        self, buf: bytes | memoryview, limits: ScanLimits, json: bool, inline_limit: int
-    ) -> None:
+    def __init__(self, buf: bytes, limits: ScanLimits, json: bool, inline_limit: int) -> None:
         self.buf = buf
         self.json = json
         self.inline_limit = inline_limit
         self.elements = 0
         self.limits = limits
-
-    def top(self, codec: _Codec) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        end = len(self.buf)
-        self.dataset(0, end, False, 0, codec, _DEFAULT_CHARSET, out if self.json else None)
-        return out
 
     def dataset(
         self,
@@ -470,15 +481,20 @@ class _Scan:
     ) -> int:
         """Elements from ``pos`` to ``end``, or to an item delimiter if ``delimited``.
 
-        The hot loop of the event listener, so the common path is written out inline:
-        one ``unpack_from`` per header, one dictionary lookup per VR.
+        This is the event listener's hot loop, so its common path is written out in one
+        function, with locals for everything it touches per element: one ``unpack_from``
+        per header, a dictionary lookup for the VR, one converter call for the JSON value.
+        Anything rarer (UN, private and ambiguous VRs, undefined lengths, sequences,
+        binary values) is a method call away.
         """
         buf = self.buf
         header = codec.header.unpack_from
         implicit = codec.implicit
-        limits = self.limits
+        max_elements = self.limits.max_elements
+        max_value = self.limits.max_value_length
+        count = self.elements
         last = -1
-        creators: dict[int, tuple[int, int, str]] = {}
+        creators: dict[int, tuple[int, int, str]] | None = None
         while pos < end:
             if end - pos < 8:
                 raise _malformed(f"truncated element header at byte {pos}")
@@ -489,13 +505,14 @@ class _Scan:
             tag = group << 16 | elem
             if tag <= last or group == _DELIMITER_GROUP:
                 if delimited and tag == _ITEM_END:
+                    self.elements = count
                     return self.item_end(pos, codec)
                 raise self.misplaced(tag, last)
             last = tag
-            self.elements += 1
-            if self.elements > limits.max_elements:
+            count += 1
+            if count > max_elements:
                 raise LimitExceeded(
-                    f"max_elements: over {limits.max_elements} data elements", "max_elements"
+                    f"max_elements: over {max_elements} data elements", "max_elements"
                 )
             start = pos + 8
             if implicit:
@@ -510,20 +527,17 @@ class _Scan:
             if not vr or vr == "UN":
                 items_codec = None if vr else codec  # UN content is §6.2.2's
                 vr = self.resolve(tag, vr, length, implicit, creators, charset)
-            if length == _UNDEFINED:
-                pos = self.undefined(tag, vr, start, end, depth, items_codec, charset, out)
+            if length == _UNDEFINED or vr == "SQ":
+                self.elements = count
+                pos = self.sequence_element(
+                    tag, vr, start, length, end, depth, items_codec, charset, out
+                )
+                count = self.elements
                 continue
             pos = start + length
             if pos > end:
                 raise _malformed(f"value of {length} bytes runs past the end", tag)
-            if vr == "SQ":
-                if tag == _CHARSET:
-                    raise _malformed("Specific Character Set sent as SQ")
-                items = self.sequence(tag, start, pos, False, depth, items_codec, charset)[1]
-                if out is not None and elem:
-                    out[f"{tag:08X}"] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
-                continue
-            if length > limits.max_value_length:
+            if length > max_value:
                 raise LimitExceeded(
                     f"max_value_length: {length} bytes in {_tag(tag)}", "max_value_length"
                 )
@@ -531,15 +545,53 @@ class _Scan:
             if size is not None and length % size:
                 raise _malformed(f"{vr} length {length} not a multiple of {size}", tag)
             if group & 1 and 0x10 <= elem <= 0xFF:
+                creators = creators or {}
                 creators[tag] = (start, pos, vr)
             elif tag == _CHARSET:
                 if vr != "CS":  # PS3.6; pydicom fails on a number here, we on anything
                     raise _malformed(f"Specific Character Set sent as {vr}")
                 charset = self.charset(start, pos, charset, out)
             if out is not None and elem:
-                out[f"{tag:08X}"] = self.attribute(tag, vr, start, pos, codec, charset)
+                key = _KEYS.get(tag) or _key(tag)
+                if start == pos:
+                    out[key] = {"vr": vr}
+                elif vr in _VIA_ATTRIBUTE:
+                    out[key] = self.attribute(tag, vr, start, pos, codec, charset)
+                else:
+                    try:
+                        values = _CONVERTERS[vr](buf[start:pos], codec, charset)
+                    except _Fallback:
+                        out[key] = self.fallback(tag, vr, start, pos, codec, charset)
+                    else:
+                        out[key] = {"vr": vr} if values is None else {"vr": vr, "Value": values}
+        self.elements = count
         if delimited:
             raise _malformed(f"item delimiter missing at byte {end}")
+        return pos
+
+    def sequence_element(
+        self,
+        tag: int,
+        vr: str,
+        start: int,
+        length: int,
+        end: int,
+        depth: int,
+        codec: _Codec | None,
+        charset: _Charset,
+        out: dict[str, Any] | None,
+    ) -> int:
+        """A sequence of defined length, or any element of undefined length."""
+        if tag == _CHARSET:
+            raise _malformed(f"Specific Character Set sent as {vr}")
+        if length == _UNDEFINED:
+            return self.undefined(tag, vr, start, end, depth, codec, charset, out)
+        pos = start + length
+        if pos > end:
+            raise _malformed(f"value of {length} bytes runs past the end", tag)
+        items = self.sequence(tag, start, pos, False, depth, codec, charset)[1]
+        if out is not None and tag & 0xFFFF:
+            out[_key(tag)] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
         return pos
 
     def bad_vr(self, tag: int, vr_bytes: bytes) -> tuple[str, bool]:
@@ -571,7 +623,7 @@ class _Scan:
         vr: str,
         length: int,
         implicit: bool,
-        creators: dict[int, tuple[int, int, str]],
+        creators: dict[int, tuple[int, int, str]] | None,
         charset: _Charset,
     ) -> str:
         """The VR pydicom gives an Implicit VR element, or an explicit UN it recognises."""
@@ -589,24 +641,26 @@ class _Scan:
         return vr
 
     def private_vr(
-        self, tag: int, creators: dict[int, tuple[int, int, str]], charset: _Charset
+        self, tag: int, creators: dict[int, tuple[int, int, str]] | None, charset: _Charset
     ) -> str:
         """pydicom's VR for a private element: creators are LO, the rest by dictionary."""
         elem = tag & 0xFFFF
         if 0x10 <= elem <= 0xFF:
             return "LO"
-        creator = creators.get((tag & 0xFFFF0000) | elem >> 8) if elem & 0xFF00 else None
+        if not creators or not elem & 0xFF00:
+            return "UN"
+        creator = creators.get((tag & 0xFFFF0000) | elem >> 8)
         if creator is None or creator[2] not in _TEXTUAL:
             return "UN"  # pydicom looks a non-text creator up and finds nothing
         start, end, vr = creator
-        names = _CONVERTERS[vr](bytes(self.buf[start:end]), _IMPLICIT_LE, charset)
+        names = _CONVERTERS[vr](self.buf[start:end], _IMPLICIT_LE, charset)
         return _private_dictionary_vr(tag, names[0]) if names and len(names) == 1 else "UN"
 
     def charset(
         self, start: int, end: int, charset: _Charset, out: dict[str, Any] | None
     ) -> _Charset:
         """Specific Character Set (0008,0005) for this data set and its items."""
-        text = bytes(self.buf[start:end]).decode("latin-1").rstrip(" \x00")
+        text = self.buf[start:end].decode("latin-1").rstrip(" \x00")
         found = _NATIVE_CHARSETS.get(text)
         if found is None:
             names = text.split("\\")
@@ -640,17 +694,17 @@ class _Scan:
                     if following[2]:
                         raise _malformed(f"delimiter length {following[2]} is not 0", tag)
                     if out is not None and tag & 0xFFFF:
-                        out[f"{tag:08X}"] = {"vr": vr}
+                        out[_key(tag)] = {"vr": vr}
                     return start + 8
                 if following is None or following[:2] != (_DELIMITER_GROUP, 0xE000):
                     raise _malformed("undefined length without items", tag)
             elif known != "SQ":
                 raise _malformed(f"undefined length on {known}", tag)
-        elif vr != "SQ" and vr != "UN" or tag == _CHARSET:
+        elif vr != "SQ" and vr != "UN":
             raise _malformed(f"undefined length on {vr}", tag)
         pos, items = self.sequence(tag, start, end, True, depth, codec, charset)
         if out is not None and tag & 0xFFFF:
-            out[f"{tag:08X}"] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+            out[_key(tag)] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
         return pos
 
     def sequence(
@@ -721,23 +775,21 @@ class _Scan:
     def attribute(
         self, tag: int, vr: str, start: int, end: int, codec: _Codec, charset: _Charset
     ) -> dict[str, Any]:
-        """The JSON attribute object of one non-sequence element (PS3.18 F.2.2)."""
-        if start == end:
-            return {"vr": vr}
+        """Binary values (F.2.7) and SS, which pydicom mends in LUT descriptors."""
         if vr in _BINARY:
             if end - start > self.inline_limit:
                 return {"vr": vr, "BulkDataURI": f"{OMITTED_BULK_DATA}{end - start}"}
             return _binary(vr, self.buf[start:end], self.inline_limit)
-        data = bytes(self.buf[start:end])
-        try:
-            values = _CONVERTERS[vr](data, codec, charset)
-        except _Fallback:
-            return _pydicom_attribute(tag, vr, data, codec, charset, self.inline_limit)
-        if values is None:
-            return {"vr": vr}
-        if vr in _SIZE and tag in _LUT_DESCRIPTOR_TAGS and len(values) > 1 and values[0] < 0:
-            values[0] += 65536  # pydicom's fix for descriptors sent as SS
-        return {"vr": vr, "Value": values}
+        values = _CONVERTERS[vr](self.buf[start:end], codec, charset)
+        if values and len(values) > 1 and tag in _LUT_DESCRIPTOR_TAGS and values[0] < 0:
+            values[0] += 65536  # as pydicom reads a descriptor sent as SS
+        return {"vr": vr} if values is None else {"vr": vr, "Value": values}
+
+    def fallback(
+        self, tag: int, vr: str, start: int, end: int, codec: _Codec, charset: _Charset
+    ) -> dict[str, Any]:
+        data = self.buf[start:end]
+        return _pydicom_attribute(tag, vr, data, codec, charset, self.inline_limit)
 
 
 def _dictionary_vr(tag: int) -> str | None:
@@ -751,16 +803,17 @@ def _dictionary_vr(tag: int) -> str | None:
 # --- the API ------------------------------------------------------------------------------
 
 
-def _prepare(
-    raw: bytes | memoryview, transfer_syntax_uid: str
-) -> tuple[bytes | memoryview, _Codec]:
+def _prepare(raw: bytes | memoryview, transfer_syntax_uid: str) -> tuple[bytes, _Codec]:
+    """The scanned bytes (a memoryview is copied once: it could change under us)."""
     try:
         codec, deflated = _SYNTAXES[transfer_syntax_uid]
     except (KeyError, TypeError):
         raise _malformed(f"unsupported transfer syntax {transfer_syntax_uid}") from None
+    if not isinstance(raw, bytes):
+        raw = bytes(raw)
     if deflated:
         try:
-            raw = inflate(bytes(raw))
+            raw = inflate(raw)
         except zlib.error:
             raise _malformed("deflated data set is corrupt") from None
     return raw, codec
@@ -787,8 +840,6 @@ def dataset_json(
 ) -> dict[str, Any]:
     """``check_dataset``'s checks and the PS3.18 F.2 JSON model, in the same pass."""
     buf, codec = _prepare(raw, transfer_syntax_uid)
-    if not isinstance(buf, bytes):
-        buf = bytes(buf)
     out: dict[str, Any] = {}
     try:
         _Scan(buf, limits, True, inline_limit).dataset(
