@@ -75,9 +75,11 @@ class Framer:
         end = 6 + length
         if len(buffer) < end:
             return None
-        body = bytes(memoryview(buffer)[6:end])
+        with memoryview(buffer) as view:  # released before the buffer is trimmed
+            # Decoded straight from the buffer: P-DATA-TF copies only its PDV values.
+            pdu = decode_pdu(pdu_type, view[6:end])
         del buffer[:end]
-        return decode_pdu(pdu_type, body)
+        return pdu
 
     def _check_length(self, pdu_type: int, length: int) -> None:
         if pdu_type == PDUType.P_DATA_TF:

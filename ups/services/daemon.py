@@ -239,7 +239,27 @@ def _dataset_model(event: UPSEvent) -> dict[str, Any]:
 
 
 _quote_json = json.encoder.encode_basestring
-_encode_model = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _no_default(value: object) -> Any:
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _model_encoder() -> Callable[[dict[str, Any]], str]:
+    """json's C encoder made once, not per call as ``JSONEncoder.encode`` makes it:
+    compact, UTF-8 kept, NaN refused (the caller falls back to ``json_line``)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the C accelerator
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+    iterencode = make(None, _no_default, _quote_json, None, ":", ",", False, False, False)
+
+    def encode(model: dict[str, Any]) -> str:
+        return "".join(iterencode(model, 0))
+
+    return encode
+
+
+_encode_model = _model_encoder()
 
 
 class JsonLineRenderer:

@@ -225,14 +225,22 @@ class _Envelope:
         self.association = association
 
 
+_new_response = fast_new(NEventReportRSP)
+
+
 def _response(request: NEventReportRQ, status: int, comment: str | None = None) -> NEventReportRSP:
-    return NEventReportRSP(
+    """The answer to an event report: it echoes the request's class, instance and type."""
+    return _new_response(
         request.message_id,
         status,
         request.affected_sop_class_uid,
         request.affected_sop_instance_uid,
         request.event_type_id,
         error_comment(comment) if comment else None,
+        None,  # error_id
+        None,  # offending_element
+        None,  # dataset
+        (),  # extra
     )
 
 
