@@ -208,21 +208,19 @@ class ListenerStats:
 
 
 class _Envelope:
-    """A queued event and the future its N-EVENT-REPORT-RSP waits on."""
+    """A queued event and what its N-EVENT-REPORT-RSP needs: the request and its context.
 
-    __slots__ = ("event", "request", "future", "association")
+    The answer is given through ``ctx.respond`` (the request was ``DEFERRED``): no
+    future and no task per event.
+    """
 
-    def __init__(
-        self,
-        event: UPSEvent,
-        request: NEventReportRQ,
-        future: asyncio.Future[NEventReportRSP],
-        association: Association,
-    ) -> None:
+    __slots__ = ("event", "request", "ctx", "settled")
+
+    def __init__(self, event: UPSEvent, request: NEventReportRQ, ctx: RequestContext) -> None:
         self.event = event
         self.request = request
-        self.future = future
-        self.association = association
+        self.ctx = ctx
+        self.settled = False
 
 
 _new_response = fast_new(NEventReportRSP)
@@ -446,8 +444,7 @@ class EventListener:
     def _fail_queued(self, why: str) -> None:
         while self._queue:
             envelope = self._queue.popleft()
-            if not envelope.future.done():
-                envelope.future.set_result(_response(envelope.request, PROCESSING_FAILURE, why))
+            self._answer(envelope, _response(envelope.request, PROCESSING_FAILURE, why))
 
     # -------------------------------------------------------------- associations
 
@@ -462,6 +459,15 @@ class EventListener:
             self.stats.associations_open -= 1
         self._paused.discard(association)
         self._senders.pop(association, None)
+        if self._queue:
+            # Its sender never saw these acknowledged and will send them again.
+            kept: deque[_Envelope] = deque()
+            for envelope in self._queue:
+                if envelope.ctx.association is association:
+                    self._settle(envelope, dropped=True)
+                else:
+                    kept.append(envelope)
+            self._queue = kept
 
     def _sender(self, association: Association) -> _Sender:
         """Who sends on ``association``, worked out once, not per event."""
@@ -538,7 +544,7 @@ class EventListener:
             return self._add_to_batch(self._batch, event, request, ctx)
         if self._sync_callback is not None:
             return self._call_now(self._sync_callback, event, request)
-        return self._enqueue(event, request, association)
+        return self._enqueue(event, request, ctx)
 
     def _add_to_batch(
         self,
@@ -609,18 +615,33 @@ class EventListener:
         return _response(request, PROCESSING_FAILURE, f"consumer failed: {exc}")
 
     def _enqueue(
-        self, event: UPSEvent, request: NEventReportRQ, association: Association
-    ) -> Awaitable[NEventReportRSP]:
-        """Queue the event; the runtime answers when the consumer resolves the future."""
-        future: asyncio.Future[NEventReportRSP] = asyncio.get_running_loop().create_future()
+        self, event: UPSEvent, request: NEventReportRQ, ctx: RequestContext
+    ) -> HandlerResult:
+        """Queue the event; it is answered when the consumer has taken it."""
         queue = self._queue
-        queue.append(_Envelope(event, request, future, association))
+        queue.append(_Envelope(event, request, ctx))
+        self._inflight += 1
+        association = ctx.association
         if len(queue) >= self._buffer and association not in self._paused:
             association.pause_receiving()
             self._paused.add(association)
         self._wake_one()
-        self._track(future)
-        return future
+        return DEFERRED
+
+    def _answer(self, envelope: _Envelope, response: NEventReportRSP) -> None:
+        if not envelope.settled:
+            envelope.ctx.respond(response)
+            self._settle(envelope, dropped=False)
+
+    def _settle(self, envelope: _Envelope, *, dropped: bool) -> None:
+        if envelope.settled:
+            return
+        envelope.settled = True
+        if dropped:
+            self.stats.dropped += 1
+        self._inflight -= 1
+        if not self._inflight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
 
     def _track(self, future: asyncio.Future[NEventReportRSP]) -> None:
         """Count it as in flight until it settles (answered, or cancelled by a close).
@@ -655,7 +676,7 @@ class EventListener:
                 envelope = queue.popleft()
                 if self._paused:
                     self._maybe_resume()
-                if not envelope.future.done():
+                if not envelope.settled:
                     return envelope
             if self._finished:
                 return None
@@ -683,8 +704,7 @@ class EventListener:
             else:
                 self.stats.events += 1
                 response = _response(request, SUCCESS if status is None else int(status))
-            if not envelope.future.done():
-                envelope.future.set_result(response)
+            self._answer(envelope, response)
 
     # -------------------------------------------------------------- iteration
 
@@ -697,8 +717,8 @@ class EventListener:
         envelope = await self._take()
         if envelope is None:
             raise StopAsyncIteration
-        # Taken: the Success response may go now (the runtime sends it on its next step).
-        envelope.future.set_result(_response(envelope.request, SUCCESS))
+        # Taken: the Success response may go now (the answers a loop pass gives share a write).
+        self._answer(envelope, _response(envelope.request, SUCCESS))
         self.stats.events += 1
         return envelope.event
 
