@@ -30,11 +30,15 @@ Where this scanner is stricter than pydicom's reader, PS3.5 is the reason:
 * items are (FFFE,E000); delimiters have length 0 and appear only to close an undefined
   length (§7.5.1-7.5.2); an item fills its defined length exactly, and items keep the
   data set's transfer syntax (pydicom also reads Implicit VR items inside an Explicit
-  VR sequence); nothing follows the last element, not even a partial header.
+  VR sequence); nothing follows the last element, not even a partial header;
+* Specific Character Set (0008,0005) is CS (PS3.6); pydicom fails on a number there.
 
 A UN sequence is read as PS3.5 §6.2.2 says, in little endian, each item Implicit VR
 unless it plainly begins with an explicit VR (pydicom's heuristic); pydicom reads it in
-big endian under Explicit VR Big Endian.
+big endian under Explicit VR Big Endian. The one place the structure check lets through
+what pydicom refuses is a value question: a ``US or SS``, ``OB or OW`` or ``US or OW``
+attribute whose deciding attribute (Pixel Representation, Bits Allocated, LUT
+Descriptor) is missing; ``dataset_json``, which needs the VR, refuses it as pydicom does.
 """
 
 from __future__ import annotations
@@ -255,8 +259,13 @@ def _private_dictionary_vr(tag: int, creator: str) -> str:
 
 
 def _sniff(buf: bytes, start: int, end: int) -> _Codec:
-    """pydicom's guess for an item of a UN sequence: explicit if a VR seems to be there."""
-    if end - start >= 6 and 0x40 < buf[start + 4] < 0x5B and 0x40 < buf[start + 5] < 0x5B:
+    """pydicom's guess for an item of a UN sequence: explicit if a VR seems to be there.
+
+    Bytes 4-5 of an Implicit VR header are the low half of a length, two capital letters
+    only for a value of 16 KiB or more; PS3.5 §6.2.2 says Implicit VR, senders differ.
+    """
+    vr = buf[start + 4 : start + 6]
+    if end - start >= 6 and vr.isalpha() and vr.isupper():
         return _EXPLICIT_LE
     return _IMPLICIT_LE
 
