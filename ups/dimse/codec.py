@@ -88,6 +88,8 @@ COMMAND_ELEMENTS: Final[dict[int, tuple[str, str]]] = {
 _US, _UL, _UI, _TEXT, _AT = 0, 1, 2, 3, 4
 _KIND_OF_VR = {"US": _US, "UL": _UL, "UI": _UI, "AE": _TEXT, "LO": _TEXT, "AT": _AT}
 _KIND: Final[dict[int, int]] = {tag: _KIND_OF_VR[vr] for tag, (_, vr) in COMMAND_ELEMENTS.items()}
+_KIND_BY_TAG: Final[list[int | None]] = [_KIND.get(tag) for tag in range(max(_KIND) + 1)]
+"""``_KIND`` as a list indexed by tag: the decoder's per-element lookup."""
 
 # Element header with the group (0000) as two pad bytes: element, length.
 _HEADER = struct.Struct("<2xHI")
@@ -250,7 +252,8 @@ def decode_command_set(data: bytes) -> dict[int, CommandValue]:
     out: dict[int, CommandValue] = {}
     n = len(data)
     pos = 0
-    kinds = _KIND
+    kinds = _KIND_BY_TAG
+    known = len(kinds)
     read_header = _READ_HEADER
     try:
         while pos < n:
@@ -259,15 +262,9 @@ def decode_command_set(data: bytes) -> dict[int, CommandValue]:
             group, tag, length = read_header(data, pos)
             pos += 8
             end = pos + length
-            if end > n:
-                raise _fail(f"(0000,{tag:04X}) length {length} overruns the command set", out)
-            if group != 0:
-                raise _fail(f"({group:04X},{tag:04X}) is outside command group 0000", out)
-            if length & 1:
-                raise _fail(f"(0000,{tag:04X}) has odd length {length}", out)
-            if tag in out:
-                raise _fail(f"(0000,{tag:04X}) appears twice", out)
-            kind = kinds.get(tag)
+            if end > n or group or length & 1 or tag in out:
+                raise _header_fault(group, tag, length, end > n, out)
+            kind = kinds[tag] if tag < known else None
             value: CommandValue
             if kind == _US:
                 if length != 2:
@@ -275,8 +272,6 @@ def decode_command_set(data: bytes) -> dict[int, CommandValue]:
                 value = _READ_US(data, pos)[0]
             elif kind == _UI:
                 value = data[pos:end].rstrip(b"\0 ").decode("ascii")
-            elif kind == _TEXT:
-                value = data[pos:end].strip(b" \0").decode("latin-1")
             elif kind == _UL:
                 if length != 4:
                     raise _fail(f"(0000,{tag:04X}) UL with length {length}", out)
@@ -286,6 +281,8 @@ def decode_command_set(data: bytes) -> dict[int, CommandValue]:
                     pos = end
                     continue
                 value = _READ_UL(data, pos)[0]
+            elif kind == _TEXT:
+                value = data[pos:end].strip(b" \0").decode("latin-1")
             elif kind == _AT:
                 if length & 3:
                     raise _fail(f"(0000,{tag:04X}) AT with length {length}", out)
@@ -297,6 +294,19 @@ def decode_command_set(data: bytes) -> dict[int, CommandValue]:
     except UnicodeDecodeError:
         raise _fail(f"(0000,{tag:04X}) is not ASCII", out) from None
     return out
+
+
+def _header_fault(
+    group: int, tag: int, length: int, overruns: bool, out: Mapping[int, CommandValue]
+) -> MalformedCommand:
+    """Which of the header rules an element broke, in the order they are stated."""
+    if overruns:
+        return _fail(f"(0000,{tag:04X}) length {length} overruns the command set", out)
+    if group != 0:
+        return _fail(f"({group:04X},{tag:04X}) is outside command group 0000", out)
+    if length & 1:
+        return _fail(f"(0000,{tag:04X}) has odd length {length}", out)
+    return _fail(f"(0000,{tag:04X}) appears twice", out)
 
 
 def command_has_dataset(elements: Mapping[int, CommandValue]) -> bool:

@@ -132,17 +132,23 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-_second_text: list[tuple[int, str]] = [(-1, "")]
+_stamp: list[tuple[int, str]] = [(-1, ""), (-1, "")]  # (second, text), (millisecond, text)
 
 
 def _timestamp(t: float) -> str:
-    """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
-    second = int(t)
-    cached = _second_text[0]
-    if cached[0] != second:
-        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)))
-        _second_text[0] = cached
-    return f"{cached[1]}.{int(t % 1 * 1000):03d}Z"
+    """ISO 8601 UTC with milliseconds. A busy listener stamps dozens of events within one
+    millisecond: each second is formatted once, each millisecond's text made once."""
+    millis = int(t * 1000)
+    cached = _stamp[1]
+    if cached[0] == millis:
+        return cached[1]
+    second = millis // 1000
+    seconds = _stamp[0]
+    if seconds[0] != second:
+        seconds = _stamp[0] = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    text = f"{seconds[1]}.{millis % 1000:03d}Z"
+    _stamp[1] = (millis, text)
+    return text
 
 
 def _find(ds: Dataset, keyword: str) -> object:
