@@ -18,6 +18,7 @@ neither in ``ps`` output nor in shell history; a literal value still works.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import os
 import sys
@@ -28,6 +29,7 @@ from typing import Any, NoReturn, TextIO
 from pydicom.dataset import Dataset
 
 import ups
+from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits
 from ups.errors import DicomError
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError, TLSConfigError
@@ -381,6 +383,15 @@ def _build_parser() -> _Parser:
         help=f"scp: a remote AE that receives events (repeatable) {ADDED}",
     )
     add("--ae-config", metavar="<file>", help=f"scp: file of remote AEs {ADDED}")
+    add(
+        "--limits",
+        metavar="<name=n,...>",
+        type=_scan_limits,
+        default=DEFAULT_SCAN_LIMITS,
+        help=f"-L/scp: what one received data set may hold: elements (50000), items "
+        f"(10000 in a sequence), depth (16), value (bytes of one value, 16777216); "
+        f"beyond them the request is refused 0x0213 {ADDED}",
+    )
     add(
         "--accept-aet",
         metavar="<aet>",
@@ -789,6 +800,31 @@ def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutin
         return EXIT_OK
 
     return run
+
+
+_LIMIT_NAMES = {
+    "elements": "max_elements",
+    "items": "max_items",
+    "depth": "max_depth",
+    "value": "max_value_length",
+}
+
+
+def _scan_limits(text: str) -> ScanLimits:
+    """``elements=N,items=N,depth=N,value=N`` (any subset) over the defaults."""
+    changes: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = part.partition("=")
+        field = _LIMIT_NAMES.get(name.strip())
+        if not eq or field is None or not value.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: expected name=number, name one of {', '.join(_LIMIT_NAMES)}"
+            )
+        changes[field] = int(value)
+    try:
+        return dataclasses.replace(DEFAULT_SCAN_LIMITS, **changes)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:

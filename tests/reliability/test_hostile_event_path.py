@@ -89,3 +89,24 @@ def test_hostile_data_set_is_answered_fast_and_leaves_nothing(
     after = _settled_rss(prog, bound)
     assert after <= bound, (baseline, peak, after)
     assert prog.alive() and os.path.exists(f"/proc/{prog.pid}")
+
+
+@pytest.mark.parametrize(("items", "answer"), [(100, "status 0x0000"), (101, "status 0x0213")])
+def test_limits_option_sets_the_listeners_limits(items: int, answer: str) -> None:
+    """``--limits items=100``: a sequence of 100 items is taken, 101 refused (0x0213)."""
+    with daemons.listener("--json", "--limits", "items=100,depth=4") as prog:
+        result = asyncio.run(
+            hostile.run("127.0.0.1", prog.port, "items", target="listener", size=items)
+        )
+    assert result["answer"] == answer, result
+
+
+def test_limits_option_reaches_the_scp() -> None:
+    from ups.cli import _build_parser as build_parser
+    from ups.services.scp import options_from_args
+
+    args = build_parser().parse_args(
+        ["scp", "UPSSCP@127.0.0.1:0", "--db", "x.sqlite", "--limits", "elements=7,value=64"]
+    )
+    limits = options_from_args(args).scan_limits
+    assert (limits.max_elements, limits.max_value_length, limits.max_items) == (7, 64, 10_000)

@@ -808,6 +808,7 @@ def run_from_cli(
         before_stop=before_stop if then is not None else None,
         calling_ae_titles=calling,
         verify_identity=verifier,
+        scan_limits=getattr(args, "limits", DEFAULT_SCAN_LIMITS),
     )
     return run_workers(int(getattr(args, "workers", 1) or 1), opts, out)
 

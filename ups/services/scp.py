@@ -66,6 +66,7 @@ from ups.dimse.messages import (
     Request,
     Response,
 )
+from ups.dimse.scanner import DEFAULT_SCAN_LIMITS
 from ups.errors import DicomError
 from ups.net.association import HandlerResult, RequestContext
 from ups.net.config import AssociationConfig
@@ -300,7 +301,8 @@ class UPSSCP:
         pydicom most of a second, and other associations must not wait for it."""
         if not raw:
             return Dataset()
-        return await self._db(decode_dataset, raw, ctx.context.transfer_syntax)
+        limits = self.options.scan_limits
+        return await self._db(decode_dataset, raw, ctx.context.transfer_syntax, limits)
 
     # ------------------------------------------------------------------ N-CREATE / N-SET / N-GET
 
@@ -540,6 +542,7 @@ def options_from_args(
         announce_status=not getattr(args, "no_announce", False),
         calling_ae_titles=calling_ae_set(getattr(args, "accept_aet", None)),
         verify_identity=load_users(args.users) if getattr(args, "users", None) else None,
+        scan_limits=getattr(args, "limits", DEFAULT_SCAN_LIMITS),
     )
 
 

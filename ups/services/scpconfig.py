@@ -30,6 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ups.dimse.datasets import TRANSFER_SYNTAXES
+from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits
 from ups.errors import DicomError
 from ups.net.config import AssociationConfig
 from ups.pdu.enums import UserIdentityType
@@ -100,6 +101,8 @@ class SCPOptions:
     """Accepted calling AE titles (``--accept-aet``); None accepts any (else RJ 1/1/3)."""
     verify_identity: IdentityVerifier | None = None
     """User Identity check (``--users``); None accepts any identity or none (else RJ 1/1/1)."""
+    scan_limits: ScanLimits = DEFAULT_SCAN_LIMITS
+    """What one received data set may cost (``--limits``); beyond it 0x0213."""
 
 
 def _check_ae(title: str, where: str) -> str:
