@@ -18,10 +18,18 @@ from bench.harness import SIZES, Context, Figure, Row, selected
 
 def parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    ap.add_argument("--size", choices=sorted(SIZES), default="normal",
-                    help="tiny: CI smoke size (seconds); normal: the figures (minutes)")
-    ap.add_argument("--only", action="append", metavar="SCENARIO",
-                    help="run only this scenario id (1-11); repeatable")
+    ap.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="normal",
+        help="tiny: CI smoke size (seconds); normal: the figures (minutes)",
+    )
+    ap.add_argument(
+        "--only",
+        action="append",
+        metavar="SCENARIO",
+        help="run only this scenario id (1-11); repeatable",
+    )
     ap.add_argument("--reps", type=int, help="override the number of repetitions")
     ap.add_argument("--json-out", type=Path, metavar="PATH", help="also write results here")
     return ap.parse_args(argv)
@@ -43,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     procs.install_sigterm()
     sizes = SIZES[args.size]
     if args.reps:
-        sizes = type(sizes)(**{**{f: getattr(sizes, f) for f in sizes.__slots__},
-                               "reps": args.reps})
+        sizes = type(sizes)(
+            **{**{f: getattr(sizes, f) for f in sizes.__slots__}, "reps": args.reps}
+        )
     ctx = Context(args.size, sizes, "uvloop" if scenarios.uvloop_available() else "asyncio")
     unknown = set(args.only or ()) - {sc.id for sc in selected(None)}
     if unknown:
@@ -72,14 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         procs.kill_all()
     meta = {
-        "size": args.size, "reps": sizes.reps, "loop": ctx.main_loop,
+        "size": args.size,
+        "reps": sizes.reps,
+        "loop": ctx.main_loop,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - started, 1),
-        "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0], **versions(),
+        "cpus": os.cpu_count(),
+        "loadavg_1m": os.getloadavg()[0],
+        **versions(),
     }
-    print(f"\ndcmups bench, size {args.size}, {sizes.reps} repetitions (median), loop "
-          f"{ctx.main_loop}, {meta['duration_s']} s, load {meta['loadavg_1m']:.1f} on "
-          f"{meta['cpus']} CPUs\n")
+    print(
+        f"\ndcmups bench, size {args.size}, {sizes.reps} repetitions (median), loop "
+        f"{ctx.main_loop}, {meta['duration_s']} s, load {meta['loadavg_1m']:.1f} on "
+        f"{meta['cpus']} CPUs\n"
+    )
     report.table(sections, sys.stdout)
     if args.json_out:
         report.write_json(args.json_out, report.document(meta, sections, ctx.errors))

@@ -44,9 +44,7 @@ async def start_server(
     host: str, req_size: int, rsp_size: int, counter: Iterator[int]
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: CeilingServer(req_size, rsp_size, counter), host, 0
-    )
+    return await loop.create_server(lambda: CeilingServer(req_size, rsp_size, counter), host, 0)
 
 
 class CeilingClient(asyncio.Protocol):
@@ -97,7 +95,12 @@ class CeilingClient(asyncio.Protocol):
 
 
 async def run_client(
-    host: str, port: int, req_size: int, rsp_size: int, total: int, window: int,
+    host: str,
+    port: int,
+    req_size: int,
+    rsp_size: int,
+    total: int,
+    window: int,
     timeout: float = 120.0,
 ) -> dict[str, object]:
     loop = asyncio.get_running_loop()

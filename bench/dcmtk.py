@@ -78,8 +78,9 @@ class StoreSCP:
         exe = find("storescp")
         assert exe is not None
         self.port = _free_port()
-        self.proc = _spawn([exe, "--ignore", "-aet", "ANY-SCP", str(self.port)], nodelay,
-                           subprocess.DEVNULL)
+        self.proc = _spawn(
+            [exe, "--ignore", "-aet", "ANY-SCP", str(self.port)], nodelay, subprocess.DEVNULL
+        )
         try:
             _wait_listening(self.port, self.proc, timeout)
         except BaseException:
@@ -98,19 +99,24 @@ class StoreSCP:
         procs.stop(self.proc, grace=5.0)
 
 
-def echoscu(port: int, repeat: int, timeout: float = 120.0, *, aec: str = "ANY-SCP",
-            nodelay: bool = True) -> float:
+def echoscu(
+    port: int, repeat: int, timeout: float = 120.0, *, aec: str = "ANY-SCP", nodelay: bool = True
+) -> float:
     """Wall-clock seconds for one ``echoscu --repeat`` run (process start included)."""
     exe = find("echoscu")
     assert exe is not None
     t0 = time.perf_counter()
-    proc = _spawn([exe, "--repeat", str(repeat), "-aec", aec, "127.0.0.1", str(port)], nodelay,
-                  subprocess.PIPE)
+    proc = _spawn(
+        [exe, "--repeat", str(repeat), "-aec", aec, "127.0.0.1", str(port)],
+        nodelay,
+        subprocess.PIPE,
+    )
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise procs.WorkerError(f"echoscu --repeat {repeat}: not done within "
-                                f"{timeout:.0f} s") from None
+        raise procs.WorkerError(
+            f"echoscu --repeat {repeat}: not done within {timeout:.0f} s"
+        ) from None
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -57,8 +57,13 @@ class Figure:
             return {"na": self.na}
         if self.error is not None:
             return {"error": self.error}
-        return {"median": self.median, "min": min(self.values), "max": max(self.values),
-                "spread_pct": self.spread_pct, "reps": self.values}
+        return {
+            "median": self.median,
+            "min": min(self.values),
+            "max": max(self.values),
+            "spread_pct": self.spread_pct,
+            "reps": self.values,
+        }
 
 
 Better = Literal["higher", "lower"]
@@ -94,8 +99,12 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "label": self.label, "unit": self.unit, "better": self.better,
-            "ours": self.ours.to_json(), "peer": self.peer.to_json(),
+            "id": self.id,
+            "label": self.label,
+            "unit": self.unit,
+            "better": self.better,
+            "ours": self.ours.to_json(),
+            "peer": self.peer.to_json(),
             "peer_name": self.peer_name,
             "ratio": self.ratio,
             "ceiling": self.ceiling.to_json() if self.ceiling is not None else None,
@@ -112,53 +121,96 @@ class Sizes:
     """How much work each measurement does. ``tiny`` is CI's: seconds, just enough to run."""
 
     reps: int
-    events: int            # raw / our sender, one association
-    pyn_events: int        # pynetdicom sender (slow: ~300/s at best)
-    nagle_events: int      # pynetdicom with its default sockets (~25/s: Nagle + delayed ACK)
+    events: int  # raw / our sender, one association
+    pyn_events: int  # pynetdicom sender (slow: ~300/s at best)
+    nagle_events: int  # pynetdicom with its default sockets (~25/s: Nagle + delayed ACK)
     warmup: int
-    pipelined: int         # window-16 runs
-    per_assoc: int         # scenario 3, events per association (16 associations)
+    pipelined: int  # window-16 runs
+    per_assoc: int  # scenario 3, events per association (16 associations)
     echoes: int
     pyn_echoes: int
     pyn_ngets: int
-    assocs: int            # open + release loop (ours)
+    assocs: int  # open + release loop (ours)
     pyn_assocs: int
-    idle_assocs: int       # memory scenario, our listener
-    pyn_idle_assocs: int   # pynetdicom: 2 polling threads each; 1,000 saturate 2 cores
-    fit_assocs: int        # "do 10,000 fit?" (0: not attempted)
+    idle_assocs: int  # memory scenario, our listener
+    pyn_idle_assocs: int  # pynetdicom: 2 polling threads each; 1,000 saturate 2 cores
+    fit_assocs: int  # "do 10,000 fit?" (0: not attempted)
     idle_window_s: float
     ceiling: int
     handshakes: int
     codec_iterations: int
     dcmtk_repeat: int
     timeout_s: float
-    nagle_echoes: int      # echoscu --repeat with Nagle on (~40 ms each where it stalls)
-    hostile_items: int     # scenario 11: empty items in one sequence
-    hostile_depth: int     # nested sequences
+    nagle_echoes: int  # echoscu --repeat with Nagle on (~40 ms each where it stalls)
+    hostile_items: int  # scenario 11: empty items in one sequence
+    hostile_depth: int  # nested sequences
     hostile_endless_mb: int
     hostile_timeout_s: float
-    settle_s: float        # RSS "after" is read this long after the answer
-    hostile_reps: int      # at most this many repetitions (a fresh process each)
+    settle_s: float  # RSS "after" is read this long after the answer
+    hostile_reps: int  # at most this many repetitions (a fresh process each)
 
 
 SIZES: dict[str, Sizes] = {
-    "tiny": Sizes(reps=2, events=300, pyn_events=60, nagle_events=10, warmup=10,
-                  pipelined=600, per_assoc=40, echoes=300, pyn_echoes=60, pyn_ngets=40,
-                  assocs=30, pyn_assocs=15, idle_assocs=20, pyn_idle_assocs=20, fit_assocs=0,
-                  idle_window_s=0.5,
-                  ceiling=2000, handshakes=50, codec_iterations=100, dcmtk_repeat=2000,
-                  timeout_s=60, nagle_echoes=20, hostile_items=100_000, hostile_depth=10_000,
-                  hostile_endless_mb=80, hostile_timeout_s=30, settle_s=0.5,
-                  hostile_reps=1),
-    "normal": Sizes(reps=5, events=5000, pyn_events=1000, nagle_events=60, warmup=100,
-                    pipelined=20000, per_assoc=500, echoes=5000, pyn_echoes=1000,
-                    pyn_ngets=500, assocs=500, pyn_assocs=200, idle_assocs=1000,
-                    pyn_idle_assocs=200,
-                    fit_assocs=10000, idle_window_s=2.0, ceiling=20000, handshakes=500,
-                    codec_iterations=2000, dcmtk_repeat=20000, timeout_s=600,
-                    nagle_echoes=200, hostile_items=1_000_000, hostile_depth=10_000,
-                    hostile_endless_mb=80, hostile_timeout_s=120, settle_s=2.0,
-                    hostile_reps=3),
+    "tiny": Sizes(
+        reps=2,
+        events=300,
+        pyn_events=60,
+        nagle_events=10,
+        warmup=10,
+        pipelined=600,
+        per_assoc=40,
+        echoes=300,
+        pyn_echoes=60,
+        pyn_ngets=40,
+        assocs=30,
+        pyn_assocs=15,
+        idle_assocs=20,
+        pyn_idle_assocs=20,
+        fit_assocs=0,
+        idle_window_s=0.5,
+        ceiling=2000,
+        handshakes=50,
+        codec_iterations=100,
+        dcmtk_repeat=2000,
+        timeout_s=60,
+        nagle_echoes=20,
+        hostile_items=100_000,
+        hostile_depth=10_000,
+        hostile_endless_mb=80,
+        hostile_timeout_s=30,
+        settle_s=0.5,
+        hostile_reps=1,
+    ),
+    "normal": Sizes(
+        reps=5,
+        events=5000,
+        pyn_events=1000,
+        nagle_events=60,
+        warmup=100,
+        pipelined=20000,
+        per_assoc=500,
+        echoes=5000,
+        pyn_echoes=1000,
+        pyn_ngets=500,
+        assocs=500,
+        pyn_assocs=200,
+        idle_assocs=1000,
+        pyn_idle_assocs=200,
+        fit_assocs=10000,
+        idle_window_s=2.0,
+        ceiling=20000,
+        handshakes=500,
+        codec_iterations=2000,
+        dcmtk_repeat=20000,
+        timeout_s=600,
+        nagle_echoes=200,
+        hostile_items=1_000_000,
+        hostile_depth=10_000,
+        hostile_endless_mb=80,
+        hostile_timeout_s=120,
+        settle_s=2.0,
+        hostile_reps=3,
+    ),
 }
 
 
@@ -169,7 +221,7 @@ SIZES: dict[str, Sizes] = {
 class Context:
     size_name: str
     sizes: Sizes
-    main_loop: str                      # the loop ours runs on: uvloop when installed
+    main_loop: str  # the loop ours runs on: uvloop when installed
     errors: list[str] = field(default_factory=list)
     cache: dict[Any, dict[str, Figure]] = field(default_factory=dict)
 
@@ -186,9 +238,13 @@ Rep = Callable[[], dict[str, float]]
 
 
 def measure(
-    ctx: Context, what: str, metrics: Sequence[str],
+    ctx: Context,
+    what: str,
+    metrics: Sequence[str],
     setup: Callable[[contextlib.ExitStack[bool | None]], Rep],
-    *, gate: str | None = None, reps: int | None = None,
+    *,
+    gate: str | None = None,
+    reps: int | None = None,
 ) -> dict[str, Figure]:
     """Run ``setup`` once (servers, workers), then its rep function ``reps`` times.
 
@@ -227,8 +283,9 @@ class Scenario:
 REGISTRY: dict[str, Scenario] = {}
 
 
-def scenario(sid: str, title: str) -> Callable[[Callable[[Context], list[Row]]],
-                                               Callable[[Context], list[Row]]]:
+def scenario(
+    sid: str, title: str
+) -> Callable[[Callable[[Context], list[Row]]], Callable[[Context], list[Row]]]:
     def register(fn: Callable[[Context], list[Row]]) -> Callable[[Context], list[Row]]:
         REGISTRY[sid] = Scenario(sid, title, fn)
         return fn

@@ -82,7 +82,11 @@ async def event_listener(
         next(counter)
 
     listener = serve_events(
-        on_event, (HOST, port), "BENCH-LISTENER", window=window, accept_any_called_ae=True,
+        on_event,
+        (HOST, port),
+        "BENCH-LISTENER",
+        window=window,
+        accept_any_called_ae=True,
         reuse_port=reuse_port,
     )
     await listener.start()
@@ -105,8 +109,13 @@ async def event_iterator(
     Success leaves once the iterator handed the event over (taken means delivered).
     """
     loop = asyncio.get_running_loop()
-    listener = listen((HOST, port), "BENCH-LISTENER", window=window,
-                      accept_any_called_ae=True, reuse_port=reuse_port)
+    listener = listen(
+        (HOST, port),
+        "BENCH-LISTENER",
+        window=window,
+        accept_any_called_ae=True,
+        reuse_port=reuse_port,
+    )
     started: asyncio.Future[None] = loop.create_future()
 
     async def consume() -> None:
@@ -157,20 +166,21 @@ async def echo_nget_scp(counter: itertools.count[int]) -> tuple[int, Stop]:
         assert type(request) is NGetRQ
         next(counter)
         return NGetRSP(
-            request.message_id, 0x0000, request.requested_sop_class_uid,
-            request.requested_sop_instance_uid, dataset=workitem,
+            request.message_id,
+            0x0000,
+            request.requested_sop_class_uid,
+            request.requested_sop_instance_uid,
+            dataset=workitem,
         )
 
     policy = AcceptorPolicy(
         ae_titles=None,
-        supported={rawpdu.VERIFICATION: SyntaxSupport(IMPLICIT),
-                   UPS_PULL: SyntaxSupport(IMPLICIT)},
+        supported={rawpdu.VERIFICATION: SyntaxSupport(IMPLICIT), UPS_PULL: SyntaxSupport(IMPLICIT)},
         max_pdata_length=PDU_LENGTH,
         implementation_class_uid=ups.IMPLEMENTATION_CLASS_UID,
         implementation_version_name=ups.IMPLEMENTATION_VERSION_NAME,
     )
-    server = await serve(HOST, 0, policy, handlers={rawpdu.VERIFICATION: on_echo,
-                                                   UPS_PULL: on_get})
+    server = await serve(HOST, 0, policy, handlers={rawpdu.VERIFICATION: on_echo, UPS_PULL: on_get})
 
     async def stop() -> None:
         await server.close(grace=2.0)
@@ -189,7 +199,11 @@ async def _open(port: int, abstract: str, window: int = 1) -> tuple[Association,
 
 
 async def _run(
-    port: int, abstract: str, total: int, warmup: int, window: int,
+    port: int,
+    abstract: str,
+    total: int,
+    warmup: int,
+    window: int,
     make: Callable[[int], Request],
 ) -> Result:
     """``warmup`` untimed then ``total`` timed requests, ``window`` outstanding at a time."""
@@ -224,8 +238,12 @@ async def _run(
         association.abort()
         raise
     await association.release()
-    return {"requests": total, "elapsed_s": (t_end - t_start) / 1e9,
-            "latencies_ns": latencies, "bad_status": bad}
+    return {
+        "requests": total,
+        "elapsed_s": (t_end - t_start) / 1e9,
+        "latencies_ns": latencies,
+        "bad_status": bad,
+    }
 
 
 async def event_sender(port: int, total: int, warmup: int, window: int) -> Result:
@@ -265,8 +283,12 @@ async def open_release(port: int, total: int, warmup: int) -> Result:
         if i >= warmup:
             latencies.append(clock() - t0)
     t_end = clock()
-    return {"requests": total, "elapsed_s": (t_end - t_start) / 1e9,
-            "latencies_ns": latencies, "bad_status": 0}
+    return {
+        "requests": total,
+        "elapsed_s": (t_end - t_start) / 1e9,
+        "latencies_ns": latencies,
+        "bad_status": 0,
+    }
 
 
 # -- codec (scenario 8) --------------------------------------------------------------------------
@@ -298,11 +320,20 @@ def codec(iterations: int) -> dict[str, float]:
 
     encoded = encode_one()
     message = decode_one(encoded)
-    if not (type(message) is NEventReportRQ and message.message_id == 1
-            and message.event_type_id == 1 and message.dataset == info):
+    if not (
+        type(message) is NEventReportRQ
+        and message.message_id == 1
+        and message.event_type_id == 1
+        and message.dataset == info
+    ):
         raise RuntimeError(f"our codec round trip lost fields: {message!r}")
     t_enc = min(timeit.repeat(encode_one, number=iterations, repeat=3)) / iterations
-    t_dec = min(timeit.repeat(lambda: decode_one(encoded), number=iterations,
-                              repeat=3)) / iterations
-    return {"encode_us": t_enc * 1e6, "decode_us": t_dec * 1e6,
-            "roundtrip_us": (t_enc + t_dec) * 1e6, "bytes": float(len(encoded))}
+    t_dec = (
+        min(timeit.repeat(lambda: decode_one(encoded), number=iterations, repeat=3)) / iterations
+    )
+    return {
+        "encode_us": t_enc * 1e6,
+        "decode_us": t_dec * 1e6,
+        "roundtrip_us": (t_enc + t_dec) * 1e6,
+        "bytes": float(len(encoded)),
+    }

@@ -31,15 +31,24 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
         pass
 
 
-def spawn(argv: list[str], *, env: dict[str, str] | None = None,
-          stdin: int | None = subprocess.DEVNULL, stdout: int | IO[bytes] | None = None,
-          stderr: int | IO[bytes] | None = None,
-          unset: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
+    unset: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` in the repository with ``env`` added to (and ``unset`` removed from)
     this process's environment."""
     environ = {k: v for k, v in os.environ.items() if k not in unset}
     proc = subprocess.Popen(
-        argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=REPO,
+        argv,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=REPO,
         env={**environ, **(env or {})},
         preexec_fn=_pdeathsig if sys.platform == "linux" else None,
     )
@@ -74,6 +83,7 @@ atexit.register(kill_all)
 
 def install_sigterm() -> None:
     """Turn SIGTERM into SystemExit so every ``finally`` (and so every stop) runs."""
+
     def on_term(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
@@ -94,8 +104,12 @@ class Worker:
     def __init__(self, name: str, loop: str = "auto") -> None:
         self.name = name
         self._log = tempfile.TemporaryFile()
-        self.proc = spawn([sys.executable, "-m", "bench.worker", "--loop", loop],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        self.proc = spawn(
+            [sys.executable, "-m", "bench.worker", "--loop", loop],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
         self._buf = b""
         hello = self.call("hello", timeout=60)
         self.pid: int = hello["pid"]

@@ -44,15 +44,19 @@ from pathlib import Path
 from bench import ourstack, rawclient
 
 
-def _report(profile: cProfile.Profile, title: str, events: int, top: int,
-            dump: Path | None) -> None:
+def _report(
+    profile: cProfile.Profile, title: str, events: int, top: int, dump: Path | None
+) -> None:
     if dump is not None:
         profile.dump_stats(dump)
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
     total = stats.total_tt  # type: ignore[attr-defined]
-    print(f"== {title}: {events} events, {total:.3f} s profiled, "
-          f"{total / events * 1e6:.1f} us/event under cProfile", file=out)
+    print(
+        f"== {title}: {events} events, {total:.3f} s profiled, "
+        f"{total / events * 1e6:.1f} us/event under cProfile",
+        file=out,
+    )
     stats.sort_stats("tottime").print_stats(top)
     print(out.getvalue(), file=sys.stderr, flush=True)
 
@@ -98,8 +102,13 @@ async def _listen(args: argparse.Namespace) -> None:
     print(port, flush=True)
     await done
     await stop()
-    _report(profile, f"listener, window {args.window}, {_clock(args)}", args.events, args.top,
-            args.stats_dir / "listener.pstats" if args.stats_dir else None)
+    _report(
+        profile,
+        f"listener, window {args.window}, {_clock(args)}",
+        args.events,
+        args.top,
+        args.stats_dir / "listener.pstats" if args.stats_dir else None,
+    )
 
 
 async def _send(args: argparse.Namespace) -> None:
@@ -110,10 +119,14 @@ async def _send(args: argparse.Namespace) -> None:
     result = await ourstack.event_sender(args.port, args.events, 0, args.window)
     profile.disable()
     rate = args.events / float(result["elapsed_s"])  # type: ignore[arg-type]
-    print(f"sender: {rate:,.0f} events/s under cProfile (window {args.window})",
-          file=sys.stderr)
-    _report(profile, f"sender, window {args.window}, {_clock(args)}", args.events, args.top,
-            args.stats_dir / "sender.pstats" if args.stats_dir else None)
+    print(f"sender: {rate:,.0f} events/s under cProfile (window {args.window})", file=sys.stderr)
+    _report(
+        profile,
+        f"sender, window {args.window}, {_clock(args)}",
+        args.events,
+        args.top,
+        args.stats_dir / "sender.pstats" if args.stats_dir else None,
+    )
 
 
 async def _inprocess(args: argparse.Namespace) -> None:
@@ -127,11 +140,16 @@ async def _inprocess(args: argparse.Namespace) -> None:
     profile.disable()
     await stop()
     rate = args.events / float(result["elapsed_s"])  # type: ignore[arg-type]
-    print(f"in-process: {rate:,.0f} events/s under cProfile (window {args.window})",
-          file=sys.stderr)
-    _report(profile, f"sender + listener in one process, window {args.window}, wall time",
-            args.events, args.top,
-            args.stats_dir / "inprocess.pstats" if args.stats_dir else None)
+    print(
+        f"in-process: {rate:,.0f} events/s under cProfile (window {args.window})", file=sys.stderr
+    )
+    _report(
+        profile,
+        f"sender + listener in one process, window {args.window}, wall time",
+        args.events,
+        args.top,
+        args.stats_dir / "inprocess.pstats" if args.stats_dir else None,
+    )
 
 
 async def _daemon(args: argparse.Namespace) -> None:
@@ -146,11 +164,13 @@ async def _daemon(args: argparse.Namespace) -> None:
             stop = asyncio.Event()
             bound: asyncio.Future[int] = loop.create_future()
             opts = ListenerOptions(ae_title="ANY-SCP", host="127.0.0.1", port=0, output="json")
-            daemon = loop.create_task(run_listener(
-                opts, out, stop=stop, ready=lambda listener: bound.set_result(listener.port)))
+            daemon = loop.create_task(
+                run_listener(
+                    opts, out, stop=stop, ready=lambda listener: bound.set_result(listener.port)
+                )
+            )
             try:
-                await asyncio.wait((bound, daemon), timeout=30,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((bound, daemon), timeout=30, return_when=asyncio.FIRST_COMPLETED)
                 if not bound.done():
                     raise RuntimeError(f"the daemon did not start: {daemon}")
                 rate = await _drive(args, bound.result(), profile)
@@ -159,21 +179,44 @@ async def _daemon(args: argparse.Namespace) -> None:
                 status = await asyncio.wait_for(daemon, 60)
         lines = output.read_bytes().count(b"\n")
     if status != 0 or lines != args.warmup + args.events:
-        raise RuntimeError(f"daemon exit status {status}, {lines} lines for "
-                           f"{args.warmup + args.events} events")
-    print(f"raw sender -> dcmups -L --json: {rate:,.0f} events/s with the daemon under "
-          f"cProfile (window {args.window}); {lines} lines written", file=sys.stderr)
-    _report(profile, f"dcmups -L --json, window {args.window}, {_clock(args)}", args.events,
-            args.top, args.stats_dir / "daemon.pstats" if args.stats_dir else None)
+        raise RuntimeError(
+            f"daemon exit status {status}, {lines} lines for {args.warmup + args.events} events"
+        )
+    print(
+        f"raw sender -> dcmups -L --json: {rate:,.0f} events/s with the daemon under "
+        f"cProfile (window {args.window}); {lines} lines written",
+        file=sys.stderr,
+    )
+    _report(
+        profile,
+        f"dcmups -L --json, window {args.window}, {_clock(args)}",
+        args.events,
+        args.top,
+        args.stats_dir / "daemon.pstats" if args.stats_dir else None,
+    )
 
 
 async def _drive(args: argparse.Namespace, port: int, profile: cProfile.Profile) -> float:
     """Start the raw sender; profile from its timed association's start to its end."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.profile", "--role", "raw", "--port", str(port),
-        "--window", str(args.window), "--events", str(args.events), "--warmup",
-        str(args.warmup), "--loop", args.loop,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bench.profile",
+        "--role",
+        "raw",
+        "--port",
+        str(port),
+        "--window",
+        str(args.window),
+        "--events",
+        str(args.events),
+        "--warmup",
+        str(args.warmup),
+        "--loop",
+        args.loop,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     try:
         if await asyncio.wait_for(proc.stdout.readline(), 120) != b"warm\n":
@@ -197,19 +240,22 @@ async def _drive(args: argparse.Namespace, port: int, profile: cProfile.Profile)
 async def _raw_sender(args: argparse.Namespace) -> None:
     """The child of ``--daemon``: a warm-up association, "warm", wait for "go", then the
     timed association, "done RATE"."""
-    await rawclient.run_requests("127.0.0.1", args.port, total=args.warmup,
-                                 window=args.window)
+    await rawclient.run_requests("127.0.0.1", args.port, total=args.warmup, window=args.window)
     print("warm", flush=True)
     if sys.stdin.readline().strip() != "go":
         return
-    result = await rawclient.run_requests("127.0.0.1", args.port, total=args.events,
-                                          window=args.window, timeout=600)
+    result = await rawclient.run_requests(
+        "127.0.0.1", args.port, total=args.events, window=args.window, timeout=600
+    )
     print(f"done {args.events / float(result['elapsed_s'])}", flush=True)  # type: ignore[arg-type]
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.profile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--window", type=int, default=1)
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--warmup", type=int, default=500)
@@ -217,12 +263,22 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     ap.add_argument("--stats-dir", type=Path)
     ap.add_argument("--wall", action="store_true", help="profile wall time, not CPU time")
-    ap.add_argument("--inprocess", action="store_true",
-                    help="both sides in this process under one wall-clock profiler")
-    ap.add_argument("--daemon", action="store_true",
-                    help="profile dcmups -L --json here, driven by the raw sender")
-    ap.add_argument("--role", choices=("both", "listener", "sender", "raw"), default="both",
-                    help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--inprocess",
+        action="store_true",
+        help="both sides in this process under one wall-clock profiler",
+    )
+    ap.add_argument(
+        "--daemon",
+        action="store_true",
+        help="profile dcmups -L --json here, driven by the raw sender",
+    )
+    ap.add_argument(
+        "--role",
+        choices=("both", "listener", "sender", "raw"),
+        default="both",
+        help=argparse.SUPPRESS,
+    )
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.stats_dir:
@@ -242,15 +298,26 @@ def main(argv: list[str]) -> int:
     if args.role == "sender":
         _new_loop(args.loop).run_until_complete(_send(args))
         return 0
-    common = [sys.executable, "-m", "bench.profile", "--window", str(args.window),
-              "--events", str(args.events), "--warmup", str(args.warmup),
-              "--top", str(args.top), "--loop", args.loop]
+    common = [
+        sys.executable,
+        "-m",
+        "bench.profile",
+        "--window",
+        str(args.window),
+        "--events",
+        str(args.events),
+        "--warmup",
+        str(args.warmup),
+        "--top",
+        str(args.top),
+        "--loop",
+        args.loop,
+    ]
     if args.stats_dir:
         common += ["--stats-dir", str(args.stats_dir)]
     if args.wall:
         common.append("--wall")
-    listener = subprocess.Popen([*common, "--role", "listener"], stdout=subprocess.PIPE,
-                                text=True)
+    listener = subprocess.Popen([*common, "--role", "listener"], stdout=subprocess.PIPE, text=True)
     try:
         assert listener.stdout is not None
         port = listener.stdout.readline().strip()

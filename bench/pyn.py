@@ -87,7 +87,9 @@ def _ae(title: str, max_assocs: int = 64) -> Any:
 
 
 def serve_events(
-    counter: itertools.count[int], max_assocs: int = 64, nodelay: bool = True,
+    counter: itertools.count[int],
+    max_assocs: int = 64,
+    nodelay: bool = True,
     verification: bool = False,
 ) -> tuple[int, Stop]:
     """UPS Event SOP Class SCP that answers every N-EVENT-REPORT with Success.
@@ -179,8 +181,12 @@ def _timed_loop(total: int, warmup: int, call: Callable[[int], int]) -> Result:
         latencies.append(time.perf_counter_ns() - s)
         bad += status != 0
     t1 = time.perf_counter_ns()
-    return {"requests": total, "elapsed_s": (t1 - t0) / 1e9, "latencies_ns": latencies,
-            "bad_status": bad}
+    return {
+        "requests": total,
+        "elapsed_s": (t1 - t0) / 1e9,
+        "latencies_ns": latencies,
+        "bad_status": bad,
+    }
 
 
 def _status(rsp: Any) -> int:
@@ -194,8 +200,15 @@ def send_events(port: int, total: int, warmup: int, nodelay: bool = True) -> Res
     ds = _state_report()
     assoc = _associate(port, [UnifiedProcedureStepEvent], nodelay)
     try:
-        return _timed_loop(total, warmup, lambda mid: _status(assoc.send_n_event_report(
-            ds, 1, UnifiedProcedureStepEvent, rawpdu.SAMPLE_WORKITEM_UID, msg_id=mid)[0]))
+        return _timed_loop(
+            total,
+            warmup,
+            lambda mid: _status(
+                assoc.send_n_event_report(
+                    ds, 1, UnifiedProcedureStepEvent, rawpdu.SAMPLE_WORKITEM_UID, msg_id=mid
+                )[0]
+            ),
+        )
     finally:
         assoc.release()
 
@@ -217,8 +230,15 @@ def send_ngets(port: int, total: int, warmup: int, nodelay: bool = True) -> Resu
     tags = [Tag("ProcedureStepState"), Tag("InputReadinessState"), Tag("ProcedureStepLabel")]
     assoc = _associate(port, [UnifiedProcedureStepPull], nodelay)
     try:
-        return _timed_loop(total, warmup, lambda mid: _status(assoc.send_n_get(
-            tags, UnifiedProcedureStepPull, rawpdu.SAMPLE_WORKITEM_UID, msg_id=mid)[0]))
+        return _timed_loop(
+            total,
+            warmup,
+            lambda mid: _status(
+                assoc.send_n_get(
+                    tags, UnifiedProcedureStepPull, rawpdu.SAMPLE_WORKITEM_UID, msg_id=mid
+                )[0]
+            ),
+        )
     finally:
         assoc.release()
 
@@ -291,8 +311,9 @@ def codec_event(iterations: int) -> Result:
     prim = decode_one(encoded)
     if prim.MessageID != 1 or prim.EventTypeID != 1:
         raise RuntimeError("pynetdicom codec round trip lost fields")
-    return _time_codec(iterations, encode_one, lambda: decode_one(encoded),
-                       sum(len(b) for b in encoded))
+    return _time_codec(
+        iterations, encode_one, lambda: decode_one(encoded), sum(len(b) for b in encoded)
+    )
 
 
 def _time_codec(
@@ -302,5 +323,9 @@ def _time_codec(
 
     t_enc = min(timeit.repeat(enc, number=iterations, repeat=3)) / iterations
     t_dec = min(timeit.repeat(dec, number=iterations, repeat=3)) / iterations
-    return {"encode_us": t_enc * 1e6, "decode_us": t_dec * 1e6,
-            "roundtrip_us": (t_enc + t_dec) * 1e6, "bytes": size}
+    return {
+        "encode_us": t_enc * 1e6,
+        "decode_us": t_dec * 1e6,
+        "roundtrip_us": (t_enc + t_dec) * 1e6,
+        "bytes": size,
+    }

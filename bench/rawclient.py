@@ -191,8 +191,15 @@ def make_plan(kind: str, total: int, warmup: int, window: int) -> Plan:
 
 
 async def open_association(
-    host: str, port: int, *, kind: str, window: int = 1, plan: Plan | None = None,
-    called: str = "ANY-SCP", calling: str = "BENCH-RAW", timeout: float = 30.0,
+    host: str,
+    port: int,
+    *,
+    kind: str,
+    window: int = 1,
+    plan: Plan | None = None,
+    called: str = "ANY-SCP",
+    calling: str = "BENCH-RAW",
+    timeout: float = 30.0,
 ) -> RawAssociation:
     loop = asyncio.get_running_loop()
     rq = rawpdu.associate_rq(calling, called, KINDS[kind][0], window=window)
@@ -206,8 +213,15 @@ async def open_association(
 
 
 async def run_requests(
-    host: str, port: int, *, kind: str = "event", total: int, warmup: int = 0,
-    window: int = 1, associations: int = 1, timeout: float = 120.0,
+    host: str,
+    port: int,
+    *,
+    kind: str = "event",
+    total: int,
+    warmup: int = 0,
+    window: int = 1,
+    associations: int = 1,
+    timeout: float = 120.0,
 ) -> dict[str, object]:
     """Send ``total`` requests on each of ``associations`` concurrent associations.
 
@@ -215,9 +229,9 @@ async def run_requests(
     latencies in ns (sampled from every association) and the count of non-success statuses.
     """
     plans = [make_plan(kind, total + warmup, warmup, window) for _ in range(associations)]
-    protos = await asyncio.gather(*(
-        open_association(host, port, kind=kind, window=window, plan=p) for p in plans
-    ))
+    protos = await asyncio.gather(
+        *(open_association(host, port, kind=kind, window=window, plan=p) for p in plans)
+    )
     try:
         for proto in protos:
             proto.start()

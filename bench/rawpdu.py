@@ -105,12 +105,12 @@ def associate_rq(
 class AssociateRQ:
     """What an acceptor that decodes nothing else needs from an A-ASSOCIATE-RQ body."""
 
-    called: bytes                 # 16 bytes, as sent
+    called: bytes  # 16 bytes, as sent
     calling: bytes
-    context_id: int               # the first presentation context's
+    context_id: int  # the first presentation context's
     abstract_syntax: str
     transfer_syntaxes: tuple[str, ...]
-    window: bytes | None          # the Asynchronous Operations Window sub-item, as sent
+    window: bytes | None  # the Asynchronous Operations Window sub-item, as sent
 
 
 def parse_associate_rq(body: bytes | memoryview) -> AssociateRQ:
@@ -207,71 +207,83 @@ def command_set(elements: list[bytes]) -> bytes:
 
 def n_event_report_rq(message_id: int, event_type: int = 1) -> bytes:
     """N-EVENT-REPORT-RQ command set (PS3.7 Table 10.3.1-1) for a UPS State Report."""
-    return command_set([
-        _ui(0x0002, UPS_PUSH),                 # Affected SOP Class UID
-        _us(0x0100, N_EVENT_REPORT_RQ),        # Command Field
-        _us(0x0110, message_id),               # Message ID
-        _us(0x0800, DATA_SET_PRESENT),         # Command Data Set Type
-        _ui(0x1000, SAMPLE_WORKITEM_UID),      # Affected SOP Instance UID
-        _us(0x1002, event_type),               # Event Type ID
-    ])
+    return command_set(
+        [
+            _ui(0x0002, UPS_PUSH),  # Affected SOP Class UID
+            _us(0x0100, N_EVENT_REPORT_RQ),  # Command Field
+            _us(0x0110, message_id),  # Message ID
+            _us(0x0800, DATA_SET_PRESENT),  # Command Data Set Type
+            _ui(0x1000, SAMPLE_WORKITEM_UID),  # Affected SOP Instance UID
+            _us(0x1002, event_type),  # Event Type ID
+        ]
+    )
 
 
 def c_echo_rq(message_id: int) -> bytes:
     """C-ECHO-RQ command set (PS3.7 Table 9.3-12)."""
-    return command_set([
-        _ui(0x0002, VERIFICATION),
-        _us(0x0100, C_ECHO_RQ),
-        _us(0x0110, message_id),
-        _us(0x0800, DATA_SET_ABSENT),
-    ])
+    return command_set(
+        [
+            _ui(0x0002, VERIFICATION),
+            _us(0x0100, C_ECHO_RQ),
+            _us(0x0110, message_id),
+            _us(0x0800, DATA_SET_ABSENT),
+        ]
+    )
 
 
 def n_create_rq(message_id: int, sop_class: str, iuid: str) -> bytes:
     """N-CREATE-RQ command set (PS3.7 Table 10.3.5-1) with an Affected SOP Instance UID."""
-    return command_set([
-        _ui(0x0002, sop_class),
-        _us(0x0100, N_CREATE_RQ),
-        _us(0x0110, message_id),
-        _us(0x0800, DATA_SET_PRESENT),
-        _ui(0x1000, iuid),
-    ])
+    return command_set(
+        [
+            _ui(0x0002, sop_class),
+            _us(0x0100, N_CREATE_RQ),
+            _us(0x0110, message_id),
+            _us(0x0800, DATA_SET_PRESENT),
+            _ui(0x1000, iuid),
+        ]
+    )
 
 
 def n_event_report_rsp(message_id: int, event_type: int = 1) -> bytes:
     """N-EVENT-REPORT-RSP command set (PS3.7 Table 10.3.1-2), Success, for the raw
     sender's State Reports."""
-    return command_set([
-        _ui(0x0002, UPS_PUSH),
-        _us(0x0100, N_EVENT_REPORT_RSP),
-        _us(0x0120, message_id),               # Message ID Being Responded To
-        _us(0x0800, DATA_SET_ABSENT),
-        _us(0x0900, 0x0000),                   # Status: Success
-        _ui(0x1000, SAMPLE_WORKITEM_UID),
-        _us(0x1002, event_type),
-    ])
+    return command_set(
+        [
+            _ui(0x0002, UPS_PUSH),
+            _us(0x0100, N_EVENT_REPORT_RSP),
+            _us(0x0120, message_id),  # Message ID Being Responded To
+            _us(0x0800, DATA_SET_ABSENT),
+            _us(0x0900, 0x0000),  # Status: Success
+            _ui(0x1000, SAMPLE_WORKITEM_UID),
+            _us(0x1002, event_type),
+        ]
+    )
 
 
 def c_echo_rsp(message_id: int) -> bytes:
     """C-ECHO-RSP command set (PS3.7 Table 9.3-13), Success."""
-    return command_set([
-        _ui(0x0002, VERIFICATION),
-        _us(0x0100, C_ECHO_RSP),
-        _us(0x0120, message_id),
-        _us(0x0800, DATA_SET_ABSENT),
-        _us(0x0900, 0x0000),
-    ])
+    return command_set(
+        [
+            _ui(0x0002, VERIFICATION),
+            _us(0x0100, C_ECHO_RSP),
+            _us(0x0120, message_id),
+            _us(0x0800, DATA_SET_ABSENT),
+            _us(0x0900, 0x0000),
+        ]
+    )
 
 
 def response_command(command_field: int, message_id: int, sop_class: str) -> bytes:
     """A minimal response command set: the size a peer answers with (ceiling sizes)."""
-    return command_set([
-        _ui(0x0002, sop_class),
-        _us(0x0100, command_field),
-        _us(0x0120, message_id),
-        _us(0x0800, DATA_SET_ABSENT),
-        _us(0x0900, 0x0000),
-    ])
+    return command_set(
+        [
+            _ui(0x0002, sop_class),
+            _us(0x0100, command_field),
+            _us(0x0120, message_id),
+            _us(0x0800, DATA_SET_ABSENT),
+            _us(0x0900, 0x0000),
+        ]
+    )
 
 
 def state_report_dataset(state: str = "IN PROGRESS", readiness: str = "READY") -> bytes:

@@ -42,8 +42,7 @@ def cell(fig: Figure | None, notes: Notes) -> str:
     if fig.error is not None:
         return f"ERROR[{notes.ref(fig.error)}]"
     spread = fig.spread_pct
-    return f"{number(fig.median)} ±{spread:.0f}%" if not math.isnan(spread) else number(
-        fig.median)
+    return f"{number(fig.median)} ±{spread:.0f}%" if not math.isnan(spread) else number(fig.median)
 
 
 def table(sections: list[tuple[str, str, list[Row]]], out: TextIO) -> None:
@@ -58,8 +57,17 @@ def table(sections: list[tuple[str, str, list[Row]]], out: TextIO) -> None:
                 peer += f" ({row.peer_name})"
             ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
             fraction = f"{row.fraction:.0%}" if row.fraction is not None else ""
-            lines.append((f"  {row.label}", row.unit, cell(row.ours, notes), peer, ratio,
-                          cell(row.ceiling, notes), fraction))
+            lines.append(
+                (
+                    f"  {row.label}",
+                    row.unit,
+                    cell(row.ours, notes),
+                    peer,
+                    ratio,
+                    cell(row.ceiling, notes),
+                    fraction,
+                )
+            )
         row_notes = {row.label: row.note for row in reversed(rows) if row.note}
         lines += [f"    - {label}: {note}" for label, note in reversed(row_notes.items())]
     cols = [r for r in lines if isinstance(r, tuple)]
@@ -67,8 +75,10 @@ def table(sections: list[tuple[str, str, list[Row]]], out: TextIO) -> None:
 
     def fmt(values: tuple[str, ...]) -> str:
         first = values[0].ljust(widths[0])
-        rest = [values[i].rjust(widths[i]) if i >= 2 else values[i].ljust(widths[i])
-                for i in range(1, len(values))]
+        rest = [
+            values[i].rjust(widths[i]) if i >= 2 else values[i].ljust(widths[i])
+            for i in range(1, len(values))
+        ]
         return "  ".join([first, *rest]).rstrip()
 
     out.write(fmt(header) + "\n" + "-" * (sum(widths) + 2 * len(widths)) + "\n")
@@ -81,18 +91,23 @@ def table(sections: list[tuple[str, str, list[Row]]], out: TextIO) -> None:
         label = line[0] if line[0] != previous_label else ""
         previous_label = line[0]
         out.write(fmt((label, *line[1:])) + "\n")
-    out.write("\nratio = ours / peer; ours/ceil = ours / ceiling for rates, ceiling / ours for "
-              "times; ± is half the min-max spread over the repetitions.\n")
+    out.write(
+        "\nratio = ours / peer; ours/ceil = ours / ceiling for rates, ceiling / ours for "
+        "times; ± is half the min-max spread over the repetitions.\n"
+    )
     for i, text in enumerate(notes.texts, 1):
         out.write(f"[{i}] {text}\n")
 
 
-def document(meta: dict[str, Any], sections: list[tuple[str, str, list[Row]]],
-             errors: list[str]) -> dict[str, Any]:
+def document(
+    meta: dict[str, Any], sections: list[tuple[str, str, list[Row]]], errors: list[str]
+) -> dict[str, Any]:
     return {
         "meta": meta,
-        "scenarios": {sid: {"title": title, "rows": [r.to_json() for r in rows]}
-                      for sid, title, rows in sections},
+        "scenarios": {
+            sid: {"title": title, "rows": [r.to_json() for r in rows]}
+            for sid, title, rows in sections
+        },
         "errors": errors,
     }
 

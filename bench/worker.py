@@ -107,8 +107,12 @@ class Worker:
             for line in f:
                 if line.startswith("VmRSS:"):
                     rss_kb = int(line.split()[1])
-        return {"cpu_s": usage.ru_utime + usage.ru_stime, "rss_kb": rss_kb,
-                "events": self.events(), "threads": threading.active_count()}
+        return {
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "rss_kb": rss_kb,
+            "events": self.events(),
+            "threads": threading.active_count(),
+        }
 
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op, p = req["op"], req.get("params", {})
@@ -122,8 +126,12 @@ class Worker:
             return {"port": port, "loop": self.loop_kind}
         if op.startswith("hold."):
             if op == "hold.open":
-                self.run(self.held.open("127.0.0.1", p["port"], p["count"],
-                                        p.get("parallel", 4), timeout), timeout)
+                self.run(
+                    self.held.open(
+                        "127.0.0.1", p["port"], p["count"], p.get("parallel", 4), timeout
+                    ),
+                    timeout,
+                )
                 return {"held": len(self.held.protos)}
             if op == "hold.alive":
                 return {"alive": self.held.alive()}
@@ -137,7 +145,9 @@ class Worker:
         port: int
         if kind == "pyn_events":
             port, stop = pyn.serve_events(
-                self.counter, p.get("max_assocs", 64), p.get("nodelay", True),
+                self.counter,
+                p.get("max_assocs", 64),
+                p.get("nodelay", True),
                 p.get("verification", False),
             )
             self.stops.append(stop)
@@ -148,9 +158,7 @@ class Worker:
             self.stops.append(stop)
         elif kind in ("ceiling", "handshake", "canned"):
             if kind == "ceiling":
-                coro = ceiling.start_server(
-                    "127.0.0.1", p["req_size"], p["rsp_size"], self.counter
-                )
+                coro = ceiling.start_server("127.0.0.1", p["req_size"], p["rsp_size"], self.counter)
             elif kind == "canned":
                 coro = canned.start_server("127.0.0.1", self.counter)
             else:
@@ -159,12 +167,18 @@ class Worker:
             port = server.sockets[0].getsockname()[1]
             self.stops.append(server.close)
         elif kind in ("ours_events", "ours_iter", "ours_echo_nget"):
-            role = {"ours_events": "event_listener", "ours_iter": "event_iterator",
-                    "ours_echo_nget": "echo_nget_scp"}[kind]
+            role = {
+                "ours_events": "event_listener",
+                "ours_iter": "event_iterator",
+                "ours_echo_nget": "echo_nget_scp",
+            }[kind]
             if kind != "ours_echo_nget":
-                coro = ours.adapter(role)(self.counter, p.get("window", 1),
-                                          port=p.get("port", 0),
-                                          reuse_port=p.get("reuse_port", False))
+                coro = ours.adapter(role)(
+                    self.counter,
+                    p.get("window", 1),
+                    port=p.get("port", 0),
+                    reuse_port=p.get("reuse_port", False),
+                )
             else:
                 coro = ours.adapter(role)(self.counter)
             port, astop = self.run(coro, timeout)
@@ -178,26 +192,60 @@ class Worker:
         total, warmup = p.get("total", 0), p.get("warmup", 0)
         result: dict[str, Any]
         if kind == "raw":
-            result = self.run(rawclient.run_requests(
-                "127.0.0.1", port, kind=p.get("kind", "event"), total=total, warmup=warmup,
-                window=p.get("window", 1), associations=p.get("associations", 1),
-                timeout=timeout), timeout)
+            result = self.run(
+                rawclient.run_requests(
+                    "127.0.0.1",
+                    port,
+                    kind=p.get("kind", "event"),
+                    total=total,
+                    warmup=warmup,
+                    window=p.get("window", 1),
+                    associations=p.get("associations", 1),
+                    timeout=timeout,
+                ),
+                timeout,
+            )
         elif kind == "hostile":
-            return dict(self.run(hostile.run(
-                "127.0.0.1", port, p["shape"], target=p["target"], size=p["size"],
-                timeout=p.get("answer_timeout", 60.0)), timeout))
+            return dict(
+                self.run(
+                    hostile.run(
+                        "127.0.0.1",
+                        port,
+                        p["shape"],
+                        target=p["target"],
+                        size=p["size"],
+                        timeout=p.get("answer_timeout", 60.0),
+                    ),
+                    timeout,
+                )
+            )
         elif kind == "ceiling":
-            result = self.run(ceiling.run_client(
-                "127.0.0.1", port, p["req_size"], p["rsp_size"], total, p.get("window", 1),
-                timeout), timeout)
+            result = self.run(
+                ceiling.run_client(
+                    "127.0.0.1",
+                    port,
+                    p["req_size"],
+                    p["rsp_size"],
+                    total,
+                    p.get("window", 1),
+                    timeout,
+                ),
+                timeout,
+            )
         elif kind == "handshake":
-            result = self.run(ceiling.run_handshakes(
-                "127.0.0.1", port, p["rq_size"], p["ac_size"], total), timeout)
+            result = self.run(
+                ceiling.run_handshakes("127.0.0.1", port, p["rq_size"], p["ac_size"], total),
+                timeout,
+            )
         elif kind.startswith("pyn_"):
             if kind == "pyn_codec":
                 return pyn.codec_event(p["iterations"])
-            fn = {"pyn_events": pyn.send_events, "pyn_echo": pyn.send_echoes,
-                  "pyn_nget": pyn.send_ngets, "pyn_open_release": pyn.open_release}[kind]
+            fn = {
+                "pyn_events": pyn.send_events,
+                "pyn_echo": pyn.send_echoes,
+                "pyn_nget": pyn.send_ngets,
+                "pyn_open_release": pyn.open_release,
+            }[kind]
             result = fn(port, total, warmup, p.get("nodelay", True))
         elif kind.startswith("ours_"):
             role = kind[5:]

@@ -34,7 +34,10 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--size", "tiny", "--json-out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=280,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
@@ -50,23 +53,52 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
                 _check_cell(row["ceiling"], f"{row['id']} ceiling")
     # The peer side of the core comparisons must really have been measured.
     peer = {row["id"]: row["peer"] for s in doc["scenarios"].values() for row in s["rows"]}
-    for rid in ("1.listener.rate", "1.listener.cpu_us", "3.concurrent16.rate", "4.echo.rate",
-                "4.nget.rate", "5.open-release.rate", "6.idle.rss_kb_per_assoc",
-                "8.codec.roundtrip_us", "9.json.w1.rate", "9.json.w16.rate",
-                "9.workers2.rate", "10.pyn-sender.rate"):
+    for rid in (
+        "1.listener.rate",
+        "1.listener.cpu_us",
+        "3.concurrent16.rate",
+        "4.echo.rate",
+        "4.nget.rate",
+        "5.open-release.rate",
+        "6.idle.rss_kb_per_assoc",
+        "8.codec.roundtrip_us",
+        "9.json.w1.rate",
+        "9.json.w16.rate",
+        "9.workers2.rate",
+        "10.pyn-sender.rate",
+    ):
         assert "median" in peer[rid], f"{rid}: {peer[rid]}"
     # Our side is switched on: every core comparison has our figure too.
     ours = {row["id"]: row["ours"] for s in doc["scenarios"].values() for row in s["rows"]}
-    for rid in ("1.sender.pyn-listener.rate", "1.sender.our-listener.rate", "1.listener.rate",
-                "1.listener.cpu_us", "2.window16.rate", "2.listener-window16.rate",
-                "3.concurrent16.rate", "3.scale.a16.w2.rate", "3.scale.a16.w2.cores",
-                "4.echo.rate", "4.nget.rate", "5.open-release.rate",
-                "6.idle.rss_kb_per_assoc", "8.codec.roundtrip_us",
-                "9.json.w1.rate", "9.json.w1.cpu_us", "9.json.w16.rate", "9.quiet.w1.rate",
-                "9.quiet.w16.rate", "9.listen.w1.rate", "9.listen.w16.rate",
-                "9.serve-events.w1.rate", "9.workers2.rate", "9.workers2.cpu_us",
-                "10.pyn-sender.rate", "11.listener.items.answer_ms",
-                "11.scp.items.answer_ms"):
+    for rid in (
+        "1.sender.pyn-listener.rate",
+        "1.sender.our-listener.rate",
+        "1.listener.rate",
+        "1.listener.cpu_us",
+        "2.window16.rate",
+        "2.listener-window16.rate",
+        "3.concurrent16.rate",
+        "3.scale.a16.w2.rate",
+        "3.scale.a16.w2.cores",
+        "4.echo.rate",
+        "4.nget.rate",
+        "5.open-release.rate",
+        "6.idle.rss_kb_per_assoc",
+        "8.codec.roundtrip_us",
+        "9.json.w1.rate",
+        "9.json.w1.cpu_us",
+        "9.json.w16.rate",
+        "9.quiet.w1.rate",
+        "9.quiet.w16.rate",
+        "9.listen.w1.rate",
+        "9.listen.w16.rate",
+        "9.serve-events.w1.rate",
+        "9.workers2.rate",
+        "9.workers2.cpu_us",
+        "10.pyn-sender.rate",
+        "11.listener.items.answer_ms",
+        "11.scp.items.answer_ms",
+    ):
         assert "median" in ours[rid], f"ours {rid}: {ours[rid]}"
     # The daemon rows carry the canned responder's ceiling.
     ceiling = {row["id"]: row["ceiling"] for s in doc["scenarios"].values() for row in s["rows"]}

@@ -48,7 +48,7 @@ def test_event_template_stamps_message_id() -> None:
 def test_response_parsing() -> None:
     pdu = rawpdu.p_data_tf(1, rawpdu.response_command(0x8100, 7, rawpdu.UPS_PUSH))
     assert len(pdu) == rawpdu.event_rsp_size()
-    ((ctx, header, fragment),) = list(rawpdu.pdvs(memoryview(pdu)[rawpdu.HEADER_LEN:]))
+    ((ctx, header, fragment),) = list(rawpdu.pdvs(memoryview(pdu)[rawpdu.HEADER_LEN :]))
     values = rawpdu.command_values(fragment)
     assert (ctx, header) == (1, 0x03)
     assert values[0x0120] == b"\x07\x00" and values[0x0900] == b"\x00\x00"

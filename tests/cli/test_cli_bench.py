@@ -81,4 +81,3 @@ def test_bench_unreachable_is_a_network_error(capsys: pytest.CaptureFixture[str]
     code, _ = _run(["bench", "echo", "X@127.0.0.1:1", "--ops", "3"])
     assert code == 3
     assert "ConnectFailed" in capsys.readouterr().err
-

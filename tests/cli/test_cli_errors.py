@@ -284,4 +284,3 @@ def test_subprocess_exit_status_and_stderr(
     assert 1 <= len(lines) <= 2 and lines[0].startswith("dcmups: ")
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
-

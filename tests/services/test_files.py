@@ -203,16 +203,28 @@ def _native(body: str) -> str:
             '<DicomAttribute tag="00420011" vr="OB"><BulkData uri="http://x/y"/></DicomAttribute>',
             "BulkData references are not supported",
         ),
-        ('<DicomAttribute tag="00280010" vr="US"><Value>x</Value></DicomAttribute>',
-         "value 'x' is not a valid US"),
-        ('<DicomAttribute tag="00420011" vr="OB"><InlineBinary>!!</InlineBinary></DicomAttribute>',
-         "not valid base64"),
-        ('<DicomAttribute tag="00100020" vr="LO"><Item/></DicomAttribute>',
-         "unknown element <Item> in LO attribute 00100020"),
-        ('<DicomAttribute tag="00100020" vr="LO"><Value number="1">a</Value>'
-         '<Value number="1">b</Value></DicomAttribute>', "bad or duplicate number 1"),
-        ('<DicomAttribute tag="00100020" vr="LO"/><DicomAttribute tag="00100020" vr="LO"/>',
-         "duplicate attribute 00100020"),
+        (
+            '<DicomAttribute tag="00280010" vr="US"><Value>x</Value></DicomAttribute>',
+            "value 'x' is not a valid US",
+        ),
+        (
+            '<DicomAttribute tag="00420011" vr="OB">'
+            "<InlineBinary>!!</InlineBinary></DicomAttribute>",
+            "not valid base64",
+        ),
+        (
+            '<DicomAttribute tag="00100020" vr="LO"><Item/></DicomAttribute>',
+            "unknown element <Item> in LO attribute 00100020",
+        ),
+        (
+            '<DicomAttribute tag="00100020" vr="LO"><Value number="1">a</Value>'
+            '<Value number="1">b</Value></DicomAttribute>',
+            "bad or duplicate number 1",
+        ),
+        (
+            '<DicomAttribute tag="00100020" vr="LO"/><DicomAttribute tag="00100020" vr="LO"/>',
+            "duplicate attribute 00100020",
+        ),
         ("stray text", "unexpected text in <NativeDicomModel>"),
     ],
 )
@@ -336,7 +348,7 @@ def test_dcm4che2_dataset_root(tmp_path: Path) -> None:
         ('<attr tag="00280010" vr="US">1\\x</attr>', "not a valid US"),
         ('<attr tag="00420011" vr="OB">GG</attr>', "not a valid OB"),
         ('<attr tag="00100010" vr="PN"><foo/></attr>', "unknown element <foo> in <attr>"),
-        ('<item/>', "line 3: unknown element <item>"),
+        ("<item/>", "line 3: unknown element <item>"),
     ],
 )
 def test_dcm4che2_errors(tmp_path: Path, body: str, problem: str) -> None:
@@ -358,7 +370,7 @@ def test_json_object_and_single_element_array(tmp_path: Path) -> None:
     ("content", "problem"),
     [
         ("[]", "an array of 0 data sets"),
-        ('[{}, {}]', "an array of 2 data sets"),
+        ("[{}, {}]", "an array of 2 data sets"),
         ('{"PatientName": {"vr": "PN"}}', "'PatientName' is not an 8-hex-digit tag"),
         ('{"00100010": "Doe"}', "attribute 00100010 has no vr"),
         ('{"00420011": {"vr": "OB", "BulkDataURI": "http://x"}}', "BulkDataURI"),
@@ -451,8 +463,9 @@ SIMPLE = {
     "StudyInstanceUID": _uid,
     "Rows": st.integers(0, 65535),
     "InstanceNumber": st.integers(-(2**31), 2**31 - 1),
-    "PixelSpacing": st.lists(st.integers(0, 10**6).map(lambda n: f"{n / 1000:g}"), min_size=2,
-                             max_size=2),
+    "PixelSpacing": st.lists(
+        st.integers(0, 10**6).map(lambda n: f"{n / 1000:g}"), min_size=2, max_size=2
+    ),
     "DimensionIndexPointer": st.integers(0, 0xFFFFFFFF),
     "ReasonForCancellation": _word,
     "EncapsulatedDocument": st.binary(min_size=2, max_size=40).map(

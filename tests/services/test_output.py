@@ -32,9 +32,7 @@ def sample() -> Dataset:
 def test_dump_lines() -> None:
     lines = dump_dataset(sample()).splitlines()
     assert lines[0].startswith("(0008,0016) UI SOPClassUID ")
-    assert lines[0].endswith(
-        "1.2.840.10008.5.1.4.34.6.1 (Unified Procedure Step - Push SOP Class)"
-    )
+    assert lines[0].endswith("1.2.840.10008.5.1.4.34.6.1 (Unified Procedure Step - Push SOP Class)")
     by_keyword = {line.split()[2]: line for line in lines if line.lstrip().startswith("(")}
     assert by_keyword["PatientName"].endswith(" Doe^John")
     assert by_keyword["OtherPatientIDs"].endswith(" A\\B")

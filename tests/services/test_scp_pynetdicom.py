@@ -290,6 +290,7 @@ async def test_find_pending_responses(scp: UPSSCP, pn: PNClient) -> None:
 
 async def test_find_c_cancel(scp: UPSSCP, pn: PNClient) -> None:
     count = 600
+
     # Large matches (6 MB in all) fill every buffer between the SCP and this slow SCU,
     # so the SCP is still streaming when the C-CANCEL-RQ arrives: no race to lose.
     def fill() -> None:

@@ -300,8 +300,9 @@ def _parse_xml(data: bytes, name: str) -> _Node:
     def start(tag: str, attrs: dict[str, str]) -> None:
         if len(stack) >= _MAX_XML_DEPTH:
             raise _XMLRefused(f"elements nested deeper than {_MAX_XML_DEPTH} levels")
-        node = _Node(_local(tag), {_local(k): v for k, v in attrs.items()},
-                     parser.CurrentLineNumber)
+        node = _Node(
+            _local(tag), {_local(k): v for k, v in attrs.items()}, parser.CurrentLineNumber
+        )
         (stack[-1].children if stack else roots).append(node)
         stack.append(node)
 
@@ -368,8 +369,10 @@ def _read_xml(data: bytes, name: str) -> Dataset:
     elif root.name in ("dicom", "dataset"):
         ds = _d2_dataset(root, ctx)
     else:
-        ctx.fail(root, f"unknown root element <{root.name}> (expected <NativeDicomModel>"
-                       " or dcm4che2 <dicom>)")
+        ctx.fail(
+            root,
+            f"unknown root element <{root.name}> (expected <NativeDicomModel> or dcm4che2 <dicom>)",
+        )
     return _clean(ds, top=True)
 
 
@@ -472,8 +475,11 @@ def _native_element(node: _Node, ctx: _Context) -> DataElement:
         expected = "InlineBinary"
     for child in node.children:
         if child.name == "BulkData":
-            ctx.fail(child, f"attribute {tag:08X}: BulkData references are not supported;"
-                            " put the value inline (InlineBinary)")
+            ctx.fail(
+                child,
+                f"attribute {tag:08X}: BulkData references are not supported;"
+                " put the value inline (InlineBinary)",
+            )
         if child.name != expected:
             ctx.fail(child, f"unknown element <{child.name}> in {vr} attribute {tag:08X}")
     children = _ordered(node.children, ctx)
@@ -591,7 +597,7 @@ def _d2_unescape(text: str, node: _Node, ctx: _Context) -> bytes:
             try:
                 out.append(int(text[i + 1 : i + 3], 16))
             except ValueError:
-                ctx.fail(node, f"bad escape in UN value {text[i:i + 3]!r}")
+                ctx.fail(node, f"bad escape in UN value {text[i : i + 3]!r}")
             i += 3
     return bytes(out)
 

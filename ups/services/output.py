@@ -145,16 +145,21 @@ def _json_attribute(
 ) -> dict[str, Any]:
     vr = str(elem.VR).split(" or ")[0]
     if vr == "SQ":
-        items = [to_json_model(i, inline_limit=inline_limit, bulk_data_uri=bulk_data_uri)
-                 for i in elem.value]
+        items = [
+            to_json_model(i, inline_limit=inline_limit, bulk_data_uri=bulk_data_uri)
+            for i in elem.value
+        ]
         return {"vr": vr, "Value": items} if items else {"vr": vr}
     if elem.is_empty:
         return {"vr": vr}
     value = elem.value
     if isinstance(value, bytes | bytearray) and vr in _BINARY_VRS:
         if len(value) > inline_limit:
-            uri = (bulk_data_uri(elem) if bulk_data_uri is not None
-                   else f"urn:dcmups:omitted-bulk-data:{len(value)}")
+            uri = (
+                bulk_data_uri(elem)
+                if bulk_data_uri is not None
+                else f"urn:dcmups:omitted-bulk-data:{len(value)}"
+            )
             return {"vr": vr, "BulkDataURI": uri}
         return {"vr": vr, "InlineBinary": base64.b64encode(value).decode("ascii")}
     try:
