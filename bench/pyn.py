@@ -98,7 +98,7 @@ def serve_events(
     as our listener does, for the DCMTK ``echoscu`` rows of scenario 10.
     """
     from pynetdicom import evt
-    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    from pynetdicom.sop_class import (
         UnifiedProcedureStepEvent,
         Verification,
     )
@@ -124,7 +124,7 @@ def serve_echo_nget(
 ) -> tuple[int, Stop]:
     """Verification SCP plus UPS Pull N-GET SCP returning a small workitem."""
     from pynetdicom import evt
-    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    from pynetdicom.sop_class import (
         UnifiedProcedureStepPull,
         Verification,
     )
@@ -195,7 +195,7 @@ def _status(rsp: Any) -> int:
 
 def send_events(port: int, total: int, warmup: int, nodelay: bool = True) -> Result:
     """N-EVENT-REPORT (UPS State Report) in a loop, each waiting for its response."""
-    from pynetdicom.sop_class import UnifiedProcedureStepEvent  # type: ignore[attr-defined]
+    from pynetdicom.sop_class import UnifiedProcedureStepEvent
 
     ds = _state_report()
     assoc = _associate(port, [UnifiedProcedureStepEvent], nodelay)
@@ -214,7 +214,7 @@ def send_events(port: int, total: int, warmup: int, nodelay: bool = True) -> Res
 
 
 def send_echoes(port: int, total: int, warmup: int, nodelay: bool = True) -> Result:
-    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+    from pynetdicom.sop_class import Verification
 
     assoc = _associate(port, [Verification], nodelay)
     try:
@@ -225,7 +225,7 @@ def send_echoes(port: int, total: int, warmup: int, nodelay: bool = True) -> Res
 
 def send_ngets(port: int, total: int, warmup: int, nodelay: bool = True) -> Result:
     from pydicom.tag import Tag
-    from pynetdicom.sop_class import UnifiedProcedureStepPull  # type: ignore[attr-defined]
+    from pynetdicom.sop_class import UnifiedProcedureStepPull
 
     tags = [Tag("ProcedureStepState"), Tag("InputReadinessState"), Tag("ProcedureStepLabel")]
     assoc = _associate(port, [UnifiedProcedureStepPull], nodelay)
@@ -245,7 +245,7 @@ def send_ngets(port: int, total: int, warmup: int, nodelay: bool = True) -> Resu
 
 def open_release(port: int, total: int, warmup: int, nodelay: bool = True) -> Result:
     """Association open + release, one after the other."""
-    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+    from pynetdicom.sop_class import Verification
 
     ae = _ae("PYN-SCU")
     ae.add_requested_context(Verification, rawpdu.IMPLICIT_VR_LE)

@@ -144,7 +144,7 @@ def pynetdicom_command(rq_class: str, primitive: Any) -> bytes:
     message = getattr(pnd_messages, rq_class)()
     message.primitive_to_message(primitive)
     raw = pnd_encode(message.command_set, True, True)
-    assert raw is not None
+    assert isinstance(raw, bytes)
     return raw
 
 

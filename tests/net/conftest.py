@@ -87,7 +87,8 @@ def live_timers(loop: asyncio.AbstractEventLoop) -> list[asyncio.TimerHandle]:
     return [
         h
         for h in scheduled
-        if not h.cancelled() and isinstance(getattr(h._callback, "__self__", None), Association)
+        if not h.cancelled()
+        and isinstance(getattr(getattr(h, "_callback", None), "__self__", None), Association)
     ]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, cast
 
 import pytest
 from pydicom.dataset import Dataset
@@ -300,7 +300,9 @@ async def test_breaking_out_of_find_cancels(net: Net, honour: bool) -> None:
     cid = assoc.context_for(UPS_QUERY).context_id
     request = CFindRQ(assoc.new_message_id(), UPS_QUERY, dataset=dataset())
     seen = 0
-    async with contextlib.aclosing(assoc.find(request, cid)) as matches:
+    async with contextlib.aclosing(
+        cast(AsyncGenerator[CFindRSP, None], assoc.find(request, cid))
+    ) as matches:
         async for rsp in matches:
             assert rsp.status == 0xFF00
             seen += 1

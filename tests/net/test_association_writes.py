@@ -92,6 +92,7 @@ async def test_read_end_hooks_run_before_the_reads_write() -> None:
 async def test_quickack_after_a_read_that_leaves_a_message_incomplete() -> None:
     association = _acceptor()
     transport = open_acceptor(association, VERIFICATION)
+    assert QUICKACK is not None
     quick = (socket.IPPROTO_TCP, QUICKACK, 1)
     whole = _echoes(1)
     association.data_received(whole)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tests.net.pki import PKI, make_pki
@@ -159,6 +160,7 @@ def test_legacy_encryption_without_the_legacy_provider_says_what_to_run(
 def test_java_style_certificates_and_key_under_different_passwords(pki: PKI) -> None:
     """keytool: the certificate bag under the store password, the key bag under its own."""
     key = serialization.load_pem_private_key(pki.client.pem.read_bytes(), pki.password.encode())
+    assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     key_only = pkcs12.serialize_key_and_certificates(
         b"k", key, None, None, serialization.BestAvailableEncryption(KEY_PW.encode())
     )

@@ -255,7 +255,8 @@ def test_asyncio_internals_it_relies_on_are_there() -> None:
     assert hasattr(sslproto.SSLProtocolState, "DO_HANDSHAKE")
     loop = asyncio.new_event_loop()
     try:
-        probe = cls(loop, asyncio.Protocol(), ssl.create_default_context(), None)
+        waiter: asyncio.Future[Any] | None = None  # asyncio allows it; typeshed does not
+        probe = cls(loop, asyncio.Protocol(), ssl.create_default_context(), waiter)  # type: ignore[arg-type]
         for name in ("_outgoing", "_ssl_buffer_view", "_state", "_transport", "_server_side"):
             assert hasattr(probe, name), name
         probe.connection_lost(None)  # what TLSProtocol calls to clean up; closes the probe
