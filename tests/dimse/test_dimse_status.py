@@ -95,3 +95,14 @@ def test_any_code_is_described(code: int) -> None:
 def test_out_of_range() -> None:
     with pytest.raises(ValueError):
         status_info(0x10000)
+
+
+def test_status_enum_names_every_code_of_the_table_once() -> None:
+    from ups.dimse.status import STATUSES, Status, StatusCategory
+
+    assert {int(member) for member in Status} == set(STATUSES)
+    assert Status(0xC302) is Status.UPS_ALREADY_IN_PROGRESS
+    assert Status.UPS_ALREADY_COMPLETED.category is StatusCategory.WARNING
+    assert Status.PENDING_WARNING.category is StatusCategory.PENDING
+    assert Status.CANCEL.meaning == "Operation terminated due to a Cancel request"
+    assert Status.SUCCESS == 0 and isinstance(Status.SUCCESS, int)

@@ -62,7 +62,7 @@ from ups.dimse.messages import (
     is_request,
 )
 from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits, check_dataset, dataset_json
-from ups.dimse.status import Status, StatusCategory, describe, status_info
+from ups.dimse.status import Status, StatusCategory, StatusInfo, describe, status_info
 
 __all__ = [
     "CCancelRQ",
@@ -105,6 +105,7 @@ __all__ = [
     "ScanLimits",
     "Status",
     "StatusCategory",
+    "StatusInfo",
     "UnrecognizedOperation",
     "check_dataset",
     "dataset_json",
