@@ -105,4 +105,4 @@ def test_status_enum_names_every_code_of_the_table_once() -> None:
     assert Status.UPS_ALREADY_COMPLETED.category is StatusCategory.WARNING
     assert Status.PENDING_WARNING.category is StatusCategory.PENDING
     assert Status.CANCEL.meaning == "Operation terminated due to a Cancel request"
-    assert Status.SUCCESS == 0 and isinstance(Status.SUCCESS, int)
+    assert int(Status.SUCCESS) == 0 and isinstance(Status.SUCCESS, int)
