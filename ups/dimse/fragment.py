@@ -27,7 +27,7 @@ from typing import Final
 from ups.dimse.codec import COMMAND_FIELD, CommandValue, command_has_dataset, decode_command_set
 from ups.dimse.errors import DimseError, EncodeError, FragmentError
 from ups.dimse.messages import Message, message_from_elements
-from ups.pdu.pdus import PDataTF
+from ups.pdu.pdus import PDV, PDataTF
 
 DEFAULT_MAX_PDATA_LENGTH: Final = 1 << 20
 """Ceiling used when the peer announces no limit (Maximum Length Received 0, PS3.8 D.1.1).
@@ -210,6 +210,11 @@ class Reassembler:
         """Consume one P-DATA-TF; return the messages it completes, in order."""
         if self._error is not None:
             raise FragmentError(f"reassembler already failed: {self._error}")
+        pdvs = pdu.pdvs
+        if len(pdvs) == 2 and self._context is None:
+            whole = self._whole_message(pdvs[0], pdvs[1])
+            if whole is not None:
+                return [whole]
         done: list[Received] = []
         for pdv in pdu.pdvs:
             cid = pdv.context_id
@@ -228,6 +233,32 @@ class Reassembler:
             else:
                 self._data_fragment(pdv.data, pdv.is_last, done)
         return done
+
+    def _whole_message(self, command: PDV, data: PDV) -> Received | None:
+        """The hot path: one PDU holding a whole command and its whole data set.
+
+        Returns None for anything else (or anything wrong), which the general path then
+        handles, or refuses with the error it would have given anyway.
+        """
+        cid = command.context_id
+        if not (
+            command.is_command
+            and command.is_last
+            and data.is_last
+            and not data.is_command
+            and data.context_id == cid
+            and len(command.data) <= self._max_command
+            and (self._max_dataset is None or len(data.data) <= self._max_dataset)
+            and self._accepted(cid)
+        ):
+            return None
+        try:
+            elements = decode_command_set(command.data)
+            if not command_has_dataset(elements):
+                return None
+        except DimseError:
+            return None
+        return cid, _build(elements, command.data, data.data)
 
     def _command_fragment(self, data: bytes, last: bool, done: list[Received]) -> None:
         if self._elements is not None:

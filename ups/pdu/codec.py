@@ -517,12 +517,13 @@ def _decode_pdata(body: memoryview) -> PDataTF:
         length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
         if length < 2 or offset + 4 + length > end:
             raise InvalidParameter(f"PDV item length {length} is invalid for its P-DATA-TF")
-        _check_context_id(context_id)
+        if not context_id & 1:
+            _check_context_id(context_id)  # raises: context IDs are odd (PS3.8 9.3.2.2)
         start = offset + 6
         offset += 4 + length
         # Bits 2-7 of the message control header are reserved and not tested.
         pdvs.append(
-            _new_pdv(context_id, bool(control & 1), bool(control & 2), bytes(body[start:offset]))
+            _new_pdv(context_id, control & 1 == 1, control & 2 == 2, bytes(body[start:offset]))
         )
     return _new_pdata(tuple(pdvs))
 
