@@ -389,7 +389,7 @@ def _build_parser() -> _Parser:
         type=_scan_limits,
         default=DEFAULT_SCAN_LIMITS,
         help=f"-L/scp: what one received data set may hold: elements (50000), items "
-        f"(10000 in a sequence), depth (16), value (bytes of one value, 16777216); "
+        f"(10000 in a sequence), depth (64), value (bytes of one value, 16777216); "
         f"beyond them the request is refused 0x0213 {ADDED}",
     )
     add(

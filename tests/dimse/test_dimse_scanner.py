@@ -870,7 +870,7 @@ def test_a_million_empty_items(syntax: str) -> None:
 @pytest.mark.parametrize("syntax", LIMIT_SYNTAXES)
 def test_ten_thousand_deep_nesting(syntax: str) -> None:
     for scan in (check_dataset, dataset_json):
-        with pytest.raises(LimitExceeded, match=r"^max_depth: items nested over 16 deep"):
+        with pytest.raises(LimitExceeded, match=rf"^max_depth: items nested over {DEFAULT_SCAN_LIMITS.max_depth} deep"):
             scan(nested(syntax, 10_000), syntax)
 
 

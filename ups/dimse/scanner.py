@@ -88,7 +88,8 @@ class ScanLimits:
 
     max_elements: int = 50_000
     max_items: int = 10_000
-    max_depth: int = 16
+    max_depth: int = 64
+    """Structured reports nest content items deeply; each level costs two Python frames."""
     max_value_length: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
