@@ -869,8 +869,9 @@ def test_a_million_empty_items(syntax: str) -> None:
 
 @pytest.mark.parametrize("syntax", LIMIT_SYNTAXES)
 def test_ten_thousand_deep_nesting(syntax: str) -> None:
+    deepest = DEFAULT_SCAN_LIMITS.max_depth
     for scan in (check_dataset, dataset_json):
-        with pytest.raises(LimitExceeded, match=rf"^max_depth: items nested over {DEFAULT_SCAN_LIMITS.max_depth} deep"):
+        with pytest.raises(LimitExceeded, match=rf"^max_depth: items nested over {deepest} deep"):
             scan(nested(syntax, 10_000), syntax)
 
 
