@@ -1,0 +1,189 @@
+"""Real PostgreSQL and NATS servers for the tests: throwaway, on free loopback ports.
+
+DESIGN.md: where users run real servers, the tests start real ones; no mock stands in for
+them. ``postgres()`` runs ``initdb`` and ``pg_ctl`` in a temporary directory (as the
+unprivileged ``postgres`` user when the tests run as root, as CI does: PostgreSQL refuses
+to run as root) and ``nats()`` runs ``nats-server -js`` with its store in a temporary
+directory. Both are context managers that stop the server and remove its files, and both
+return ``None`` from ``available()`` checks when the binaries are missing, so a test can
+skip (or, with ``DCMUPS_REQUIRE_PEERS=1`` as in CI, fail).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_BIN_DIRS = (
+    "/usr/lib/postgresql/17/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/15/bin",
+)
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(delay)  # bounded back-off while a child process starts
+        delay = min(delay * 2, 0.2)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+def pg_bin() -> Path | None:
+    """The directory holding initdb and pg_ctl, or None when PostgreSQL is not installed."""
+    for directory in PG_BIN_DIRS:
+        if (Path(directory) / "initdb").exists():
+            return Path(directory)
+    found = shutil.which("initdb")
+    return Path(found).resolve().parent if found else None
+
+
+@dataclass(frozen=True)
+class Postgres:
+    host: str
+    port: int
+    user: str
+    database: str
+
+    @property
+    def dsn(self) -> str:
+        """What ``dcmups scp --db`` takes."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def _as_postgres_user() -> tuple[dict[str, object], str]:
+    """Popen keyword arguments that drop root to the ``postgres`` user (CI runs as root)."""
+    if os.geteuid() != 0:
+        return {}, pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        entry = pwd.getpwnam("postgres")
+    except KeyError:
+        entry = pwd.getpwnam("nobody")
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}, entry.pw_name
+
+
+@contextlib.contextmanager
+def postgres(database: str = "dcmups") -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster on a free 127.0.0.1 port, trusting local connections."""
+    bindir = pg_bin()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (initdb not found)")
+    drop, user = _as_postgres_user()
+    root = Path(tempfile.mkdtemp(prefix="dcmups-pg-"))
+    data = root / "data"
+    sockets = root / "sockets"
+    sockets.mkdir()
+    if drop:
+        os.chown(root, int(drop["user"]), int(drop["group"]))  # type: ignore[call-overload]
+        os.chown(sockets, int(drop["user"]), int(drop["group"]))  # type: ignore[call-overload]
+    port = free_port()
+    run = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, **drop}
+    try:
+        subprocess.run(  # type: ignore[call-overload]
+            [bindir / "initdb", "-D", data, "-A", "trust", "-U", user, "-E", "UTF8"], **run
+        )
+        options = f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c max_connections=200"
+        subprocess.run(  # type: ignore[call-overload]
+            [bindir / "pg_ctl", "-D", data, "-o", options, "-w", "-l", root / "log", "start"],
+            timeout=START_TIMEOUT,
+            **run,
+        )
+        _wait_port(port, None, START_TIMEOUT)
+        subprocess.run(  # type: ignore[call-overload]
+            [bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", user, database],
+            **run,
+        )
+        yield Postgres("127.0.0.1", port, user, database)
+    finally:
+        with contextlib.suppress(Exception):
+            subprocess.run(  # type: ignore[call-overload]
+                [bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
+                timeout=START_TIMEOUT,
+                **{**run, "check": False},
+            )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- NATS -----------------------------------------------------------------------------------
+
+
+def nats_bin() -> str | None:
+    return shutil.which("nats-server")
+
+
+@dataclass
+class Nats:
+    url: str
+    port: int
+    store: Path
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        """Stop the server (a broker outage); ``start`` brings it back on the same port."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def start(self) -> None:
+        if self.proc.poll() is None:
+            return
+        self.proc = _start_nats(self.port, self.store)
+
+
+def _start_nats(port: int, store: Path) -> subprocess.Popen[bytes]:
+    exe = nats_bin()
+    if exe is None:
+        raise RuntimeError("nats-server is not installed")
+    proc = subprocess.Popen(
+        [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, proc, START_TIMEOUT)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+@contextlib.contextmanager
+def nats() -> Iterator[Nats]:
+    """``nats-server -js`` on a free 127.0.0.1 port with its store in a temporary folder."""
+    store = Path(tempfile.mkdtemp(prefix="dcmups-nats-"))
+    port = free_port()
+    server = Nats(f"nats://127.0.0.1:{port}", port, store, _start_nats(port, store))
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(store, ignore_errors=True)
