@@ -368,6 +368,39 @@ def test_unexpected_pdu_gets_abort_reason_2() -> None:
     assert state_of(req) is State.STA13
 
 
+def _undecodable_ac() -> bytes:
+    """An A-ASSOCIATE-AC PDU whose body holds a request's presentation context item (0x20):
+    its decoder refuses it (unexpected parameter, reason 5)."""
+    rq = encode_pdu(RQ)
+    return bytes([0x02]) + rq[1:]
+
+
+@pytest.mark.parametrize("acceptor", [True, False])
+def test_an_ac_in_sta6_is_unexpected_whatever_it_holds(acceptor: bool) -> None:
+    """PS3.8 Table 9-10: Sta6 + Evt3 is AA-8 with reason 2 (unexpected PDU); the type is
+    already wrong here, so its content is not judged (it used to give reason 5)."""
+    req, acc = associated()
+    core = acc if acceptor else req
+    core.receive_data(_undecodable_ac(), 1.0)
+    assert decode_all(core.data_to_send()) == [
+        AAbort(AbortSource.SERVICE_PROVIDER, AbortReason.UNEXPECTED_PDU)
+    ]
+    (event,) = core.events()
+    assert isinstance(event, AbortIndication) and event.reason is AbortReason.UNEXPECTED_PDU
+    assert state_of(core) is State.STA13
+
+
+def test_an_expected_pdu_that_does_not_decode_keeps_its_own_reason() -> None:
+    req = new(True)
+    req.associate(RQ, 0.0)
+    req.transport_connected(0.0)
+    req.data_to_send()
+    req.receive_data(_undecodable_ac(), 1.0)  # Sta5 + AC expected: Evt19, reason 5
+    assert decode_all(req.data_to_send()) == [
+        AAbort(AbortSource.SERVICE_PROVIDER, AbortReason.UNEXPECTED_PDU_PARAMETER)
+    ]
+
+
 def test_pdus_split_across_reads() -> None:
     req, acc = associated()
     data = PDATA_BYTES * 3

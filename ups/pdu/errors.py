@@ -24,6 +24,8 @@ class PDUError(DicomError):
         super().__init__(message)
         self.reason = reason
         self.source = source
+        self.pdu_type: int | None = None
+        """The type of the PDU at fault, once its header was read (set by the framer)."""
 
 
 class UnrecognizedPDU(PDUError):

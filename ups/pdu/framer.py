@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ups.pdu.codec import PDU_HEADER, decode_pdu
 from ups.pdu.enums import PDUType
-from ups.pdu.errors import InvalidParameter, PDUTooLarge, UnrecognizedPDU
+from ups.pdu.errors import InvalidParameter, PDUError, PDUTooLarge, UnrecognizedPDU
 from ups.pdu.pdus import PDU
 
 PDATA_CEILING = 32 * 1024 * 1024
@@ -71,13 +71,17 @@ class Framer:
         if len(buffer) < 6:
             return None
         pdu_type, length = PDU_HEADER.unpack_from(buffer)
-        self._check_length(pdu_type, length)
-        end = 6 + length
-        if len(buffer) < end:
-            return None
-        with memoryview(buffer) as view:  # released before the buffer is trimmed
-            # Decoded straight from the buffer: P-DATA-TF copies only its PDV values.
-            pdu = decode_pdu(pdu_type, view[6:end])
+        try:
+            self._check_length(pdu_type, length)
+            end = 6 + length
+            if len(buffer) < end:
+                return None
+            with memoryview(buffer) as view:  # released before the buffer is trimmed
+                # Decoded straight from the buffer: P-DATA-TF copies only its PDV values.
+                pdu = decode_pdu(pdu_type, view[6:end])
+        except PDUError as exc:
+            exc.pdu_type = pdu_type  # the machine asks first whether this type was expected
+            raise
         del buffer[:end]
         return pdu
 

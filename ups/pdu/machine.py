@@ -24,6 +24,7 @@ from ups.pdu.enums import (
     PROTOCOL_VERSION_NOT_SUPPORTED,
     AbortReason,
     AbortSource,
+    PDUType,
     RejectResult,
     RejectSource,
 )
@@ -72,6 +73,16 @@ _PDU_EVENT: dict[type, Event] = {
     AReleaseRQ: Event.EVT12,
     AReleaseRP: Event.EVT13,
     AAbort: Event.EVT16,
+}
+
+_TYPE_EVENT: dict[int, Event] = {
+    PDUType.A_ASSOCIATE_RQ: Event.EVT6,
+    PDUType.A_ASSOCIATE_AC: Event.EVT3,
+    PDUType.A_ASSOCIATE_RJ: Event.EVT4,
+    PDUType.P_DATA_TF: Event.EVT10,
+    PDUType.A_RELEASE_RQ: Event.EVT12,
+    PDUType.A_RELEASE_RP: Event.EVT13,
+    PDUType.A_ABORT: Event.EVT16,
 }
 
 _PDU_NAME: dict[type, str] = {
@@ -260,7 +271,7 @@ class UpperLayer:
                 pdu = framer.next_pdu()
             except PDUError as exc:
                 self._receiving = False
-                self._run(Event.EVT19, exc, now)
+                self._run(*self._invalid_pdu(exc), now)
                 return
             if pdu is None:
                 return
@@ -268,6 +279,24 @@ class UpperLayer:
                 events.append(_new_data_indication(pdu))  # DT-2, the hot path
                 continue
             self._run(_PDU_EVENT[type(pdu)], pdu, now)
+
+    def _invalid_pdu(self, exc: PDUError) -> tuple[Event, object]:
+        """A PDU that cannot be decoded is Evt19, unless its type alone is already out of
+        place here: then it is that type's event, answered as Table 9-10 says for it (an
+        A-ASSOCIATE-AC in Sta6 is AA-8 with reason 2, unexpected PDU, whatever it holds)."""
+        pdu_type = exc.pdu_type
+        event = _TYPE_EVENT.get(pdu_type) if pdu_type is not None else None
+        if pdu_type is None or event is None:
+            return Event.EVT19, exc
+        action, _ = transition(self._state, event, requestor=self._requestor)
+        if action not in (Action.AA_1, Action.AA_8):
+            return Event.EVT19, exc
+        name = PDUType(pdu_type).name.replace("_", "-")
+        unexpected = PDUError(
+            f"unexpected {name} in Sta{int(self._state)}", AbortReason.UNEXPECTED_PDU
+        )
+        unexpected.pdu_type = pdu_type
+        return event, unexpected
 
     def transport_closed(self, now: float) -> None:
         """The transport connection closed (Evt17); a no-op once back in Sta1."""
