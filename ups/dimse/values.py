@@ -1,0 +1,177 @@
+"""PS3.5 value rules, in one place: what a UID, an AE title, a date or a code may look like.
+
+pydicom stores whatever it is given and, for a value it finds invalid, prints a
+``UserWarning`` (and may silently change the VR of an over-long value to UN). A UPS
+worklist must not store, send or report such values, and a user must get one clear
+line, not a library's warning. So every layer that takes a value from a person or a
+peer asks here first:
+
+* ``uid_problem``: PS3.5 §9.1 (digits and dots, no empty component, no leading zero,
+  at most 64 characters);
+* ``value_problem``: one value of a string VR against PS3.5 Table 6.2-1 (maximum
+  length, character repertoire, the DA/TM/DT forms, the IS/DS number forms);
+* ``dataset_problems``: every value of a pydicom ``Dataset``, sequences included, plus
+  the defined terms PS3.4 Annex CC gives the UPS attributes (``DEFINED_TERMS``).
+
+Each returns the problem in a few words (or None), short enough for an Error Comment
+(LO, 64 characters) once the caller has named the attribute.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from typing import Final
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+MAX_UID_LENGTH: Final = 64
+_UID: Final = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+MAX_LENGTH: Final[dict[str, int]] = {
+    "AE": 16,
+    "AS": 4,
+    "CS": 16,
+    "DA": 8,
+    "DS": 16,
+    "DT": 26,
+    "IS": 12,
+    "LO": 64,
+    "LT": 10240,
+    "SH": 16,
+    "ST": 1024,
+    "TM": 14,
+    "UI": 64,
+}
+"""PS3.5 Table 6.2-1: the longest value of each string VR (characters, per value).
+PN is limited per component group (64); UC, UR and UT only by the value length field."""
+
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FORMS: Final[dict[str, re.Pattern[str]]] = {
+    "AE": re.compile(r"[^\\\x00-\x1f\x7f]*"),
+    "AS": re.compile(r"[0-9]{3}[DWMY]"),
+    "CS": re.compile(r"[A-Z0-9_ ]*"),
+    "DA": re.compile(r"[0-9]{8}"),
+    "TM": re.compile(r"([01][0-9]|2[0-3])([0-5][0-9]([0-5][0-9](\.[0-9]{1,6})?)?)?"),
+    "DT": re.compile(
+        r"[0-9]{4}([0-9]{2}([0-9]{2}([0-9]{2}([0-9]{2}([0-9]{2}(\.[0-9]{1,6})?)?)?)?)?)?([+-][0-9]{4})?"
+    ),  # noqa: E501
+    "IS": re.compile(r" *[+-]?[0-9]+ *"),
+    "DS": re.compile(r" *[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *"),
+}
+"""The character repertoire or form of a value (PS3.5 Table 6.2-1)."""
+
+_RANGE_FORMS: Final = frozenset({"DA", "TM", "DT"})
+
+DEFINED_TERMS: Final[dict[str, frozenset[str]]] = {
+    "ProcedureStepState": frozenset({"SCHEDULED", "IN PROGRESS", "CANCELED", "COMPLETED"}),
+    "InputReadinessState": frozenset({"READY", "UNAVAILABLE", "INCOMPLETE"}),
+    "ScheduledProcedureStepPriority": frozenset({"HIGH", "MEDIUM", "LOW"}),
+    "InputAvailabilityFlag": frozenset({"COMPLETE", "PARTIAL", "UNAVAILABLE"}),
+}
+"""Enumerated values PS3.4 Annex CC (Table CC.2.5-3) gives the UPS attributes."""
+
+
+def uid_problem(uid: str) -> str | None:
+    """What is wrong with ``uid`` as a PS3.5 §9.1 UID, or None."""
+    if not uid:
+        return "empty UID"
+    if len(uid) > MAX_UID_LENGTH:
+        return f"UID of {len(uid)} characters (at most {MAX_UID_LENGTH})"
+    if not _UID.fullmatch(uid):
+        if uid.strip(".0123456789"):
+            return "UID with characters other than digits and dots"
+        return "UID with an empty or zero-led component"
+    return None
+
+
+def value_problem(vr: str, value: str, *, query: bool = False) -> str | None:
+    """What is wrong with one ``value`` of a string ``vr``, or None.
+
+    ``query``: a C-FIND key, where wildcards (``*``, ``?``) and date/time ranges
+    (``A-B``) are allowed (PS3.4 C.2.2.2).
+    """
+    if vr == "UI":
+        return None if query and value == "" else uid_problem(value)
+    if vr == "PN":
+        return _person_name_problem(value)
+    form = _FORMS.get(vr)
+    if query and vr in _RANGE_FORMS and "-" in value and form is not None:
+        return _range_problem(vr, value, form)  # PS3.4 C.2.2.2.5: each end is a value
+    limit = MAX_LENGTH.get(vr)
+    if limit is not None and len(value) > limit:
+        return f"{vr} value of {len(value)} characters (at most {limit})"
+    if vr in ("LO", "SH", "ST", "LT", "UC", "UT") and _CONTROL.search(value):
+        return f"{vr} value with a control character"
+    if form is None or value == "" or (query and ("*" in value or "?" in value)):
+        return None
+    if not form.fullmatch(value):
+        return f"{vr} value {_shown(value)} is not in the PS3.5 form"
+    return None
+
+
+def dataset_problems(ds: Dataset, *, query: bool = False) -> Iterator[str]:
+    """Every invalid value in ``ds`` (items of sequences too), as ``"Keyword: problem"``.
+
+    Checks the UPS defined terms (``DEFINED_TERMS``) as well. pydicom's own warnings
+    about the values it converts on the way are silenced: this is the report.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        elements = list(ds)
+    for elem in elements:
+        vr = str(elem.VR)
+        name = elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        if vr == "SQ":
+            for item in elem.value or ():
+                yield from dataset_problems(item, query=query)
+            continue
+        for value in _strings(elem.value):
+            problem = value_problem(vr, value, query=query)
+            terms = DEFINED_TERMS.get(name)
+            if problem is None and not query and value and terms and value not in terms:
+                problem = f"{_shown(value)} is not one of {'/'.join(sorted(terms))}"
+            if problem is not None:
+                yield f"{name}: {problem}"
+
+
+def _strings(value: object) -> Iterator[str]:
+    if value is None:
+        return
+    if isinstance(value, (str, PersonName)):
+        yield str(value)
+    elif isinstance(value, (MultiValue, list, tuple)):
+        for item in value:
+            if isinstance(item, (str, PersonName)):
+                yield str(item)
+
+
+def _person_name_problem(value: str) -> str | None:
+    for group in value.split("="):
+        if len(group) > 64:
+            return f"PN component group of {len(group)} characters (at most 64)"
+    if _CONTROL.search(value):
+        return "PN value with a control character"
+    if value.count("=") > 2 or any(group.count("^") > 4 for group in value.split("=")):
+        return "PN value with too many components"
+    return None
+
+
+def _range_problem(vr: str, value: str, form: re.Pattern[str]) -> str | None:
+    if vr == "DT":  # a DT may carry a "-hhmm" offset: split on the range's own hyphen
+        low, _, high = value.partition("-") if value.count("-") == 1 else ("", "", value)
+    else:
+        low, _, high = value.partition("-")
+    if not low and not high:
+        return f"{vr} range {_shown(value)} has no bound"
+    for part in (low, high):
+        if part and (len(part) > MAX_LENGTH[vr] or not form.fullmatch(part)):
+            return f"{vr} range {_shown(value)} is not in the PS3.5 form"
+    return None
+
+
+def _shown(value: str, width: int = 20) -> str:
+    return repr(value if len(value) <= width else value[:width] + "...")
