@@ -591,25 +591,25 @@ def transfer_syntaxes(args: argparse.Namespace) -> tuple[str, ...]:
 
 def listen_address(args: argparse.Namespace) -> tuple[str, str, int]:
     """-L ``aet[@host]:port`` checked here, so a bad one is a usage error (exit 2)."""
-    from ups.services.listener import parse_listen_address
+    from ups.services.address import parse_listen
 
     try:
-        return parse_listen_address(args.L)
+        return parse_listen(args.L, what="-L")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
 def calling_ae_title(args: argparse.Namespace) -> str:
     """-L's AE title, else -aet, else -device (the seed's order); each must be a valid AE."""
-    from ups.pdu.codec import check_ae_title
-    from ups.pdu.errors import PDUError
+    from ups.services.address import check_ae_title
+    from ups.services.errors import AddressError
 
     for option in ("aet", "device"):
         value = getattr(args, option)
         if value is not None:
             try:
                 check_ae_title(value, f"-{option}")
-            except PDUError as exc:
+            except AddressError as exc:
                 raise UsageError(str(exc)) from None
     if args.L:
         aet = listen_address(args)[0]
@@ -898,10 +898,11 @@ def _run_demo(out: TextIO) -> int:
 
 def _run_bench(args: argparse.Namespace, out: TextIO) -> int:
     """``dcmups bench <operation> <aet>@<host>:<port>``: see ups.services.loadgen."""
+    from ups.services.address import parse_remote
     from ups.services.attrpath import build_dataset
     from ups.services.loadgen import OPERATIONS as BENCH_OPERATIONS
     from ups.services.loadgen import BenchOptions, run_blocking
-    from ups.services.scu import SCUOptions, parse_remote
+    from ups.services.scu import SCUOptions
 
     operation, remote = args.remote, args.target
     if operation not in BENCH_OPERATIONS or not remote:
@@ -981,13 +982,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 
 def _report(exc: DicomError) -> int:
+    from ups.services.errors import ConfigError, UPSFailure
     from ups.services.files import UserInputError
-    from ups.services.scu import UPSFailure
 
     print(f"dcmups: {exc}", file=sys.stderr)
     if isinstance(exc, UPSFailure):
         return EXIT_FAILURE_STATUS
-    if isinstance(exc, UserInputError):
+    if isinstance(exc, UserInputError | ConfigError):
         return EXIT_USAGE
     return EXIT_NETWORK
 

@@ -49,8 +49,9 @@ from ups.pdu.codec import decode_pdu
 from ups.pdu.enums import UserIdentityType
 from ups.pdu.items import UserIdentityAC, UserIdentityRQ
 from ups.pdu.pdus import AAssociateAC
+from ups.services.access import UserTable, load_users
+from ups.services.errors import ConfigError
 from ups.services.scp import options_from_args
-from ups.services.scpconfig import ConfigError, UserTable, load_users
 from ups.services.uids import VERIFICATION
 
 pytestmark = pytest.mark.timeout(30)

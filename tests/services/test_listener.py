@@ -26,7 +26,6 @@ from ups.services.events import UPSEvent, event_type_name
 from ups.services.listener import (
     EventListener,
     listen,
-    parse_listen_address,
     serve_events,
 )
 from ups.services.uids import (
@@ -103,30 +102,6 @@ async def collect(listener: EventListener, n: int) -> list[UPSEvent]:
         if len(got) == n:
             break
     return got
-
-
-# ------------------------------------------------------------------------ addresses
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        ("ME:11113", ("ME", "", 11113)),
-        ("ME@127.0.0.1:104", ("ME", "127.0.0.1", 104)),
-        ("ME@[::1]:0", ("ME", "::1", 0)),
-        ("A@B@host:1", ("A@B", "host", 1)),
-    ],
-)
-def test_parse_listen_address(spec: str, expected: tuple[str, str, int]) -> None:
-    assert parse_listen_address(spec) == expected
-
-
-@pytest.mark.parametrize(
-    "spec", ["ME", "ME@host", ":104", "ME@h:x", "ME@h:70000", "SEVENTEEN_CHARS_AE:1", "A\\B:1"]
-)
-def test_parse_listen_address_rejects(spec: str) -> None:
-    with pytest.raises(ValueError, match="-L"):
-        parse_listen_address(spec)
 
 
 def test_event_type_names() -> None:

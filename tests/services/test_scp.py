@@ -26,15 +26,15 @@ from ups.dimse.messages import (
 from ups.net.association import RequestContext
 from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptedContext, AcceptorPolicy, SyntaxSupport
+from ups.services.address import parse_listen
+from ups.services.errors import ConfigError
 from ups.services.scp import UPSSCP
 from ups.services.scpconfig import (
-    ConfigError,
     RemoteAE,
     SCPOptions,
     ae_table,
     load_ae_file,
     parse_ae,
-    parse_listen,
 )
 from ups.services.scu import SCUOptions, UPSClient, UPSFailure, ups_connect
 from ups.services.uids import (
@@ -500,12 +500,12 @@ async def test_find_cancel_over_the_wire(scp: UPSSCP) -> None:
 def test_parse_ae_and_listen() -> None:
     assert parse_ae("WATCHER=127.0.0.1:11113") == RemoteAE("WATCHER", "127.0.0.1", 11113)
     assert parse_ae("V6=[::1]:104") == RemoteAE("V6", "::1", 104)
-    assert parse_listen("UPSSCP@0.0.0.0:0") == ("UPSSCP", "0.0.0.0", 0)
+    assert parse_listen("UPSSCP@0.0.0.0:0", require_host=True) == ("UPSSCP", "0.0.0.0", 0)
     for bad in ("WATCHER", "=h:1", "A=h", "A=h:x", "A=h:70000", "A=h:0", "WAYTOOLONGAETITLE1=h:1"):
         with pytest.raises(ConfigError):
             parse_ae(bad)
     with pytest.raises(ConfigError):
-        parse_listen("host:104")
+        parse_listen("host:104", require_host=True)
 
 
 def test_ae_files(tmp_path: Path) -> None:

@@ -51,10 +51,12 @@ from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
 from ups.net.loop import run as run_loop
 from ups.pdu.negotiation import IdentityVerifier
+from ups.services.access import calling_ae_set, load_users
+from ups.services.address import parse_listen
+from ups.services.errors import ConfigError
 from ups.services.events import UPSEvent
-from ups.services.listener import EventListener, parse_listen_address
+from ups.services.listener import EventListener
 from ups.services.output import json_line, to_json_model
-from ups.services.scpconfig import ConfigError, calling_ae_set, load_users
 
 __all__ = [
     "JsonLineRenderer",
@@ -62,7 +64,6 @@ __all__ = [
     "event_json",
     "format_event_line",
     "main",
-    "parse_listen_address",
     "run_from_cli",
     "run_listener",
     "run_workers",
@@ -769,7 +770,7 @@ def run_from_cli(
     ``unsubscribe`` of the same ``-aet``/``-iuid`` is sent.
     """
     try:
-        aet, host, port = parse_listen_address(args.L)
+        aet, host, port = parse_listen(args.L, what="-L")
         calling, verifier = access_from_args(args)
     except (ValueError, ConfigError) as exc:
         _say(f"dcmups: {exc}")
@@ -848,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", metavar="FILE")
     args = parser.parse_args(argv)
     try:
-        aet, host, port = parse_listen_address(args.L)
+        aet, host, port = parse_listen(args.L, what="-L")
         calling, verifier = access_from_args(args)
     except (ValueError, ConfigError) as exc:
         parser.error(str(exc))

@@ -56,6 +56,7 @@ from ups.net.responses import failure_response
 from ups.net.server import Server, serve
 from ups.pdu.fastinit import fast_new
 from ups.pdu.negotiation import AcceptorPolicy, IdentityVerifier, SyntaxSupport
+from ups.services.address import check_ae_title, parse_listen
 from ups.services.events import (
     EVENT_SOP_CLASSES,
     EVENT_TYPE_NAMES,
@@ -71,7 +72,6 @@ __all__ = [
     "ListenerStats",
     "listen",
     "listener_policy",
-    "parse_listen_address",
     "serve_events",
 ]
 
@@ -109,50 +109,13 @@ _new_event = fast_new(UPSEvent)
 # ------------------------------------------------------------------------ addresses
 
 
-def parse_listen_address(spec: str) -> tuple[str, str, int]:
-    """``aet[@host]:port`` (the seed's ``-L``) as ``(aet, host, port)``.
-
-    No host means every local address and is returned as ``""``. An IPv6 host goes
-    in brackets (``ME@[::1]:11113``). Raises ``ValueError`` naming what is wrong.
-    """
-    text = spec.strip()
-    aet, at, rest = text.rpartition("@")
-    if not at:
-        aet, rest = "", text
-    host, colon, port_text = rest.rpartition(":")
-    if not colon:
-        raise ValueError(f"-L {spec!r}: expected <aet>[@<host>]:<port>")
-    if not at:
-        aet, host = host, ""
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"-L {spec!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"-L {spec!r}: port {port} is out of range")
-    _check_ae_title(aet, spec)
-    return aet, host, port
-
-
-def _check_ae_title(aet: str, spec: str) -> None:
-    """PS3.5 AE VR: 1-16 characters, no backslash or control character, not blank."""
-    if not aet.strip():
-        raise ValueError(f"-L {spec!r}: missing AE title")
-    if len(aet) > 16:
-        raise ValueError(f"-L {spec!r}: AE title {aet!r} is longer than 16 characters")
-    if "\\" in aet or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in aet):
-        raise ValueError(f"-L {spec!r}: AE title {aet!r} has a forbidden character")
-
-
 def _resolve(address: Address, ae_title: str | None) -> tuple[str, str, int]:
     if isinstance(address, tuple):
         if not ae_title:
             raise ValueError("listen((host, port)) needs ae_title")
         host, port = address
-        return ae_title, host, int(port)
-    aet, host, port = parse_listen_address(address)
+        return check_ae_title(ae_title), host, int(port)
+    aet, host, port = parse_listen(address)
     if ae_title and ae_title != aet:
         raise ValueError(f"AE title given twice: {aet!r} in {address!r} and {ae_title!r}")
     return aet, host, port

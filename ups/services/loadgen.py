@@ -32,7 +32,7 @@ from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
 from ups.net.loop import run as run_loop
 from ups.net.requestor import build_request, connect
-from ups.services.scu import parse_remote
+from ups.services.address import parse_remote
 from ups.services.uids import (
     DEFAULT_TRANSFER_SYNTAXES,
     FINAL,

@@ -74,9 +74,11 @@ from ups.net.loop import run as run_loop
 from ups.net.responses import failure_response
 from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
+from ups.services.access import calling_ae_set, load_users
+from ups.services.address import parse_listen
 from ups.services.errors import ServiceError
 from ups.services.matching import select_return_keys
-from ups.services.scpconfig import SCPOptions, ae_table, calling_ae_set, load_users, parse_listen
+from ups.services.scpconfig import SCPOptions, ae_table
 from ups.services.scpevents import EventDispatcher
 from ups.services.store import GLOBAL_UIDS, SQLiteStore, Store
 from ups.services.uids import (
@@ -520,7 +522,7 @@ def options_from_args(
     args: argparse.Namespace, config: AssociationConfig | None = None
 ) -> SCPOptions:
     """SCPOptions from the ``dcmups scp`` / ``python -m ups.services.scp`` arguments."""
-    ae_title, host, port = parse_listen(args.remote)
+    ae_title, host, port = parse_listen(args.remote, require_host=True)
     files = [args.ae_config] if getattr(args, "ae_config", None) else []
     remote_aes = ae_table(getattr(args, "ae", None) or [], files)
     base = SCPOptions()

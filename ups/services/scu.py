@@ -37,15 +37,14 @@ from ups.dimse.messages import (
     Response,
 )
 from ups.dimse.status import StatusCategory, describe, status_info
-from ups.errors import DicomError
 from ups.net.association import Association
 from ups.net.config import AssociationConfig
 from ups.net.errors import NoPresentationContext
 from ups.net.requestor import build_request, connect
-from ups.pdu.codec import check_ae_title
-from ups.pdu.errors import PDUError
 from ups.pdu.items import UserIdentityRQ
 from ups.pdu.negotiation import AcceptedContext
+from ups.services.address import parse_remote
+from ups.services.errors import UPSFailure
 from ups.services.uids import (
     DEFAULT_TRANSFER_SYNTAXES,
     FINAL,
@@ -58,17 +57,15 @@ from ups.services.uids import (
     UPSFamily,
 )
 
-
-class UPSFailure(DicomError):
-    """The SCP answered with a failure status; ``status`` and ``meaning`` say which."""
-
-    def __init__(self, operation: str, status: int, comment: str | None = None) -> None:
-        self.operation = operation
-        self.status = status
-        self.comment = comment
-        self.meaning = describe(status)
-        detail = f" ({comment})" if comment else ""
-        super().__init__(f"{operation} failed: status {self.meaning}{detail}")
+__all__ = [
+    "SCUOptions",
+    "UPSClient",
+    "UPSFailure",
+    "UPSResult",
+    "proposed_contexts",
+    "ups_connect",
+    "with_create_defaults",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,27 +471,3 @@ async def ups_connect(
     )
     association = await connect(host, port, rq, options.config)
     return UPSClient(association, options)
-
-
-def parse_remote(spec: str, default_port: int = 104) -> tuple[str, str, int]:
-    """``AET[@host[:port]]`` as the seed reads it: host localhost, port 104 by default."""
-    from ups.services.files import UserInputError
-
-    aet, _, rest = spec.partition("@")
-    host, port_text = rest or "localhost", ""
-    if rest.startswith("["):  # [::1]:104
-        end = rest.find("]")
-        host, port_text = rest[1:end], rest[end + 2 :]
-    elif rest.count(":") == 1:
-        host, port_text = rest.split(":")
-    try:
-        check_ae_title(aet, "AE title")  # the one PS3.5 AE rule the requestor enforces too
-    except PDUError as exc:
-        raise UserInputError(f"bad AE title in {spec!r}: {exc}") from None
-    try:
-        port = int(port_text) if port_text else default_port
-    except ValueError:
-        raise UserInputError(f"bad port in {spec!r}") from None
-    if not 0 < port < 65536:
-        raise UserInputError(f"port {port} in {spec!r} is out of range")
-    return aet, host or "localhost", port
