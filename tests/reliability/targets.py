@@ -38,7 +38,7 @@ from ups.pdu.negotiation import IdentityVerifier
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener, serve_events
 from ups.services.scp import UPSSCP
-from ups.services.scpconfig import SCPOptions
+from ups.services.scp.config import SCPOptions
 from ups.services.scu import SCUOptions, ups_connect
 from ups.services.uids import IMPLICIT_VR_LITTLE_ENDIAN, UPS_EVENT, UPS_PUSH, VERIFICATION
 

@@ -43,7 +43,7 @@ from tests.reliability.targets import (
     reject_pdu,
     running,
 )
-from ups.cli import _build_parser
+from ups.cli.main import _build_parser
 from ups.net.errors import AssociationRejected
 from ups.pdu.codec import decode_pdu
 from ups.pdu.enums import UserIdentityType
@@ -51,7 +51,7 @@ from ups.pdu.items import UserIdentityAC, UserIdentityRQ
 from ups.pdu.pdus import AAssociateAC
 from ups.services.access import UserTable, load_users
 from ups.services.errors import ConfigError
-from ups.services.scp import options_from_args
+from ups.services.scp.service import options_from_args
 from ups.services.uids import VERIFICATION
 
 pytestmark = pytest.mark.timeout(30)

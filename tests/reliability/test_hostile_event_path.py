@@ -102,8 +102,8 @@ def test_limits_option_sets_the_listeners_limits(items: int, answer: str) -> Non
 
 
 def test_limits_option_reaches_the_scp() -> None:
-    from ups.cli import _build_parser as build_parser
-    from ups.services.scp import options_from_args
+    from ups.cli.main import _build_parser as build_parser
+    from ups.services.scp.service import options_from_args
 
     args = build_parser().parse_args(
         ["scp", "UPSSCP@127.0.0.1:0", "--db", "x.sqlite", "--limits", "elements=7,value=64"]

@@ -60,7 +60,7 @@ from ups.pdu.codec import decode_pdu, encode_pdu
 from ups.pdu.enums import ContextResult
 from ups.pdu.items import PresentationContextAC, UserInformation
 from ups.pdu.pdus import AAssociateAC, AAssociateRQ
-from ups.services.scpconfig import RemoteAE
+from ups.services.scp.config import RemoteAE
 from ups.services.scu import SCUOptions, ups_connect
 from ups.services.uids import UPS_PUSH, VERIFICATION
 

@@ -38,7 +38,7 @@ from ups.net.server import serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.services.listener import listen
 from ups.services.scp import UPSSCP
-from ups.services.scpconfig import RemoteAE, SCPOptions
+from ups.services.scp.config import RemoteAE, SCPOptions
 from ups.services.scu import SCUOptions, ups_connect
 
 pytestmark = pytest.mark.timeout(90)

@@ -13,7 +13,7 @@ from ups.services.address import (
     parse_remote,
 )
 from ups.services.errors import AddressError, ConfigError
-from ups.services.scpconfig import parse_ae
+from ups.services.scp.config import parse_ae
 
 # ------------------------------------------------------------------------ -L / listen()
 

@@ -46,6 +46,7 @@ from typing import Any, Literal, TextIO
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
+from ups.cli.output import json_line, to_json_model
 from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
@@ -56,7 +57,6 @@ from ups.services.address import parse_listen
 from ups.services.errors import ConfigError
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
-from ups.services.output import json_line, to_json_model
 
 __all__ = [
     "JsonLineRenderer",
@@ -834,8 +834,8 @@ async def _unsubscribe(args: argparse.Namespace, aet: str, config: AssociationCo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ups.services.daemon -L AET@host:port [--json|--quiet] [--workers N]``."""
-    parser = argparse.ArgumentParser(prog="ups.services.daemon")
+    """``python -m ups.cli.listen -L AET@host:port [--json|--quiet] [--workers N]``."""
+    parser = argparse.ArgumentParser(prog="ups.cli.listen")
     parser.add_argument("-L", required=True, metavar="<aet[@host]:port>")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quiet", action="store_true")

@@ -667,8 +667,8 @@ def reason_code(spec: str) -> tuple[str, str, str]:
 
 def build_attributes(args: argparse.Namespace, *, file_first: bool = True) -> Dataset:
     """-f, then -q and -s assignments, merged into one data set."""
-    from ups.services.attrpath import build_dataset
-    from ups.services.files import read_dataset_file
+    from ups.cli.attrpath import build_dataset
+    from ups.cli.files import read_dataset_file
 
     ds = read_dataset_file(args.f) if (file_first and args.f) else Dataset()
     ds.update(build_dataset([*args.q, *args.s]))
@@ -692,7 +692,7 @@ class Printer:
         self.as_json = as_json
 
     def result(self, result: object) -> None:
-        from ups.services.output import dump_dataset, json_line, to_json_model
+        from ups.cli.output import dump_dataset, json_line, to_json_model
         from ups.services.scu import UPSResult
 
         assert isinstance(result, UPSResult)
@@ -723,7 +723,7 @@ class Printer:
 
 def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutine[Any, Any, int]]:
     """Check the operation's options and build its data sets, before any network I/O."""
-    from ups.services.attrpath import add_return_key, build_dataset, parse_path
+    from ups.cli.attrpath import add_return_key, build_dataset, parse_path
     from ups.services.scu import SCUOptions, ups_connect
 
     op = args.operation
@@ -870,7 +870,7 @@ def _run_listener(
     ``subscribe ... -L`` keeps listening and, on the way out, unsubscribes with the same
     association options (SOP class family, transfer syntaxes, identity, TLS).
     """
-    from ups.services.daemon import run_from_cli
+    from ups.cli.listen import run_from_cli
 
     listen_address(args)
     config = association_config(args)
@@ -891,17 +891,17 @@ def _run_listener(
 
 def _run_demo(out: TextIO) -> int:
     """``dcmups demo``: the seed's three workflows against a local SCP and listener."""
-    from ups.services.demo import run_demo
+    from ups.cli.demo import run_demo
 
     return int(run_loop(run_demo(out)))
 
 
 def _run_bench(args: argparse.Namespace, out: TextIO) -> int:
-    """``dcmups bench <operation> <aet>@<host>:<port>``: see ups.services.loadgen."""
+    """``dcmups bench <operation> <aet>@<host>:<port>``: see ups.cli.bench."""
+    from ups.cli.attrpath import build_dataset
+    from ups.cli.bench import OPERATIONS as BENCH_OPERATIONS
+    from ups.cli.bench import BenchOptions, run_blocking
     from ups.services.address import parse_remote
-    from ups.services.attrpath import build_dataset
-    from ups.services.loadgen import OPERATIONS as BENCH_OPERATIONS
-    from ups.services.loadgen import BenchOptions, run_blocking
     from ups.services.scu import SCUOptions
 
     operation, remote = args.remote, args.target
@@ -938,7 +938,7 @@ def _run_bench(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run_scp(args: argparse.Namespace, out: TextIO) -> int:
-    from ups.services.scp import run_from_cli as run_scp_from_cli
+    from ups.services.scp.service import run_from_cli as run_scp_from_cli
 
     if not args.remote:
         raise UsageError("scp requires <aet>@<host>:<port> to listen on")
@@ -982,8 +982,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 
 def _report(exc: DicomError) -> int:
+    from ups.cli.files import UserInputError
     from ups.services.errors import ConfigError, UPSFailure
-    from ups.services.files import UserInputError
 
     print(f"dcmups: {exc}", file=sys.stderr)
     if isinstance(exc, UPSFailure):

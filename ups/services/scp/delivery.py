@@ -32,8 +32,8 @@ from ups.net.errors import NoPresentationContext
 from ups.net.requestor import build_request, connect
 from ups.pdu.items import RoleSelection
 from ups.services.errors import ConfigError
-from ups.services.scpconfig import SCPOptions
-from ups.services.store import QueuedEvent, Store
+from ups.services.scp.config import SCPOptions
+from ups.services.scp.store import QueuedEvent, Store
 from ups.services.uids import UPS_EVENT, UPS_EVENT_TRIAL, push_of
 
 __all__ = ["EventDispatcher", "RunDB"]

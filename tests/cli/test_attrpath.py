@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydicom.dataset import Dataset
 
-from ups.services.attrpath import (
+from ups.cli.attrpath import (
     add_return_key,
     apply_assignment,
     build_dataset,
@@ -13,7 +13,7 @@ from ups.services.attrpath import (
     parse_path,
     parse_tag,
 )
-from ups.services.files import UserInputError
+from ups.cli.files import UserInputError
 
 SWCS = 0x00404018  # Scheduled Workitem Code Sequence
 CODE_VALUE = 0x00080100

@@ -20,10 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 
-from ups.dimse.datasets import LazyDataset, encode_dataset
-from ups.dimse.messages import NEventReportRSP
-from ups.dimse.scanner import dataset_json
-from ups.services.daemon import (
+from tests.services.test_listener import open_sender, send_events
+from ups.cli.listen import (
     JsonLineRenderer,
     ListenerOptions,
     event_json,
@@ -31,12 +29,13 @@ from ups.services.daemon import (
     run_from_cli,
     run_listener,
 )
+from ups.cli.output import json_line
+from ups.dimse.datasets import LazyDataset, encode_dataset
+from ups.dimse.messages import NEventReportRSP
+from ups.dimse.scanner import dataset_json
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
-from ups.services.output import json_line
 from ups.services.uids import IMPLICIT_VR_LITTLE_ENDIAN, UPS_PUSH, UPS_PUSH_TRIAL
-
-from .test_listener import open_sender, send_events
 
 pytestmark = pytest.mark.timeout(60)
 IVR = IMPLICIT_VR_LITTLE_ENDIAN
@@ -172,7 +171,7 @@ def test_run_from_cli_subscribes_then_unsubscribes_on_exit() -> None:
 
 
 class Daemon:
-    """``python -m ups.services.daemon`` with its stdout drained by a thread."""
+    """``python -m ups.cli.listen`` with its stdout drained by a thread."""
 
     def __init__(self, args: Sequence[str]) -> None:
         self.proc, self.ports = _start(args)
@@ -191,7 +190,7 @@ class Daemon:
 
 def _start(args: Sequence[str]) -> tuple[subprocess.Popen[bytes], list[int]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ups.services.daemon", *args],
+        [sys.executable, "-m", "ups.cli.listen", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

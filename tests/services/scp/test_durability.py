@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset
 
-from tests.services.test_scp import EventReceiver, client, free_port
+from tests.services.scp.test_service import EventReceiver, client, free_port
 from ups.errors import DicomError
 from ups.services.scu import UPSFailure
 
@@ -33,7 +33,7 @@ _LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
 
 @asynccontextmanager
 async def scp_process(db: Path, *aes: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    args = [sys.executable, "-m", "ups.services.scp", "UPSSCP@127.0.0.1:0", "--db", str(db)]
+    args = [sys.executable, "-m", "ups.services.scp.service", "UPSSCP@127.0.0.1:0", "--db", str(db)]
     for ae in aes:
         args += ["--ae", ae]
     args += ["--retry-initial", "0.1", "--retry-max", "0.3", "--event-idle", "0.5"]
@@ -130,7 +130,7 @@ async def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
 
 
 def test_module_entry_point_reports_bad_arguments(tmp_path: Path) -> None:
-    from ups.services.scp import main
+    from ups.services.scp.service import main
 
     assert main(["no-at-sign", "--db", str(tmp_path / "x.db")]) == 2
     assert main(["SCP@127.0.0.1:0", "--db", str(tmp_path / "x.db"), "--ae", "bad"]) == 2

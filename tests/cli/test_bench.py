@@ -9,11 +9,11 @@ from io import StringIO
 import pytest
 
 import ups
+from ups.cli.bench import BenchOptions, run, run_blocking
 from ups.dimse.messages import NEventReportRQ, NEventReportRSP, Request, Response
 from ups.net.association import RequestContext
 from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
-from ups.services.loadgen import BenchOptions, run, run_blocking
 from ups.services.uids import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,

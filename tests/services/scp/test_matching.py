@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from ups.services.errors import ServiceError
-from ups.services.matching import matches, select_return_keys
+from ups.services.scp.matching import matches, select_return_keys
 
 
 def ds(**kw: object) -> Dataset:

@@ -15,7 +15,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from tests.services.test_scp import (
+from tests.services.scp.test_service import (
     EventReceiver,
     cancel_reason,
     client,

@@ -9,8 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from ups.services.errors import ServiceError
-from ups.services.uids import UPS_PUSH, EventType
-from ups.services.upsstate import (
+from ups.services.scp.upsstate import (
     STATUS_MEANINGS,
     TRANSITIONS,
     Request,
@@ -26,6 +25,7 @@ from ups.services.upsstate import (
     state_report,
     ups_assigned,
 )
+from ups.services.uids import UPS_PUSH, EventType
 
 NOW = datetime(2024, 1, 5, 10, 30, tzinfo=UTC)
 TUID = "1.2.826.0.1.3680043.2.1143.1"

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from ups.services.files import UserInputError, read_dataset_bytes, read_dataset_file
+from ups.cli.files import UserInputError, read_dataset_bytes, read_dataset_file
 
 UPS_PUSH = UID("1.2.840.10008.5.1.4.34.6.1")
 

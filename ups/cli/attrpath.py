@@ -26,7 +26,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from ups.services.files import UserInputError, dictionary_vr, values_from_strings
+from ups.cli.files import UserInputError, dictionary_vr, values_from_strings
 
 __all__ = [
     "parse_tag",

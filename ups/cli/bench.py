@@ -316,7 +316,7 @@ async def run(options: BenchOptions, *, progress_to: TextIO | None = None) -> Be
 
 def run_blocking(options: BenchOptions, out: TextIO, *, as_json: bool) -> int:
     """The CLI's entry: run, print, exit 0 if every operation succeeded, 1 otherwise."""
-    from ups.services.output import json_line
+    from ups.cli.output import json_line
 
     progress = sys.stderr if sys.stderr.isatty() and not as_json else None
     started = time.perf_counter()

@@ -26,13 +26,14 @@ pynetdicom = pytest.importorskip("pynetdicom")
 from pynetdicom import AE, evt  # noqa: E402
 from pynetdicom.events import EventHandlerType  # noqa: E402
 
-from tests.services.test_scp import (  # noqa: E402
+from tests.services.scp.test_service import (  # noqa: E402
     cancel_reason,
     final_state_attributes,
     progress,
     scp_options,
 )
 from ups.services.scp import UPSSCP  # noqa: E402
+from ups.services.scp.upsstate import check_create  # noqa: E402
 from ups.services.uids import (  # noqa: E402
     UPS_EVENT,
     UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
@@ -42,7 +43,6 @@ from ups.services.uids import (  # noqa: E402
     UPS_WATCH,
     VERIFICATION,
 )
-from ups.services.upsstate import check_create  # noqa: E402
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 

@@ -9,7 +9,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from ups.services.output import dump_dataset, format_value, json_line, to_json_model
+from ups.cli.output import dump_dataset, format_value, json_line, to_json_model
 
 
 def sample() -> Dataset:

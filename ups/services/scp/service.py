@@ -2,8 +2,8 @@
 
 This module owns the request handlers of the SCP side of PS3.4 Annex CC and the
 delivery of the N-EVENT-REPORTs they cause.  The rules are in
-:mod:`ups.services.upsstate` and :mod:`ups.services.matching`; the durable state is
-a :class:`ups.services.store.Store` (SQLite by default).
+:mod:`ups.services.scp.upsstate` and :mod:`ups.services.scp.matching`; the durable state is
+a :class:`ups.services.scp.store.Store` (SQLite by default).
 
 Which operation travels on which presentation context (PS3.4 CC.2; as deployed
 SCUs use them, see ``ups-peers.md``):
@@ -26,7 +26,7 @@ Transaction UID (CC.2.7.3).  COMPLETED and CANCELED workitems are purged as soon
 as no deletion lock holds them (CC.2.1.3).
 
 Event reports (CC.2.4.3) are queued by the store in the same transaction as the
-change that causes them and delivered by :mod:`ups.services.scpevents`.  On start
+change that causes them and delivered by :mod:`ups.services.scp.delivery`.  On start
 the SCP tells every subscriber it RESTARTED (SCP Status Change, WARM START), and
 on a clean stop that it is GOING DOWN, when ``announce_status`` is set.
 """
@@ -77,10 +77,21 @@ from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.services.access import calling_ae_set, load_users
 from ups.services.address import parse_listen
 from ups.services.errors import ServiceError
-from ups.services.matching import select_return_keys
-from ups.services.scpconfig import SCPOptions, ae_table
-from ups.services.scpevents import EventDispatcher
-from ups.services.store import GLOBAL_UIDS, SQLiteStore, Store
+from ups.services.scp.config import SCPOptions, ae_table
+from ups.services.scp.delivery import EventDispatcher
+from ups.services.scp.matching import select_return_keys
+from ups.services.scp.store import GLOBAL_UIDS, SQLiteStore, Store
+from ups.services.scp.upsstate import (
+    CancelOutcome,
+    Event,
+    Transition,
+    Update,
+    check_change_state,
+    check_create,
+    check_request_cancel,
+    check_set,
+    scp_status_change,
+)
 from ups.services.uids import (
     FAMILIES,
     UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE,
@@ -93,17 +104,6 @@ from ups.services.uids import (
     UPSFamily,
     family_of,
     role_of,
-)
-from ups.services.upsstate import (
-    CancelOutcome,
-    Event,
-    Transition,
-    Update,
-    check_change_state,
-    check_create,
-    check_request_cancel,
-    check_set,
-    scp_status_change,
 )
 
 __all__ = ["UPSSCP", "EventDispatcher", "run_scp", "run_from_cli", "main"]

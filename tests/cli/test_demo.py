@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from ups.services.demo import run_demo
+from ups.cli.demo import run_demo
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -16,13 +16,13 @@ import pytest
 from pydicom.dataset import Dataset
 
 from ups.services.errors import ServiceError
-from ups.services.store import SQLiteStore, Store
+from ups.services.scp.store import SQLiteStore, Store
+from ups.services.scp.upsstate import Event, cancel_requested, check_change_state, check_create
 from ups.services.uids import (
     UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE,
     UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
     EventType,
 )
-from ups.services.upsstate import Event, cancel_requested, check_change_state, check_create
 
 NOW = datetime(2024, 1, 5, 10, 30, tzinfo=UTC)
 T0 = 1_700_000_000.0
@@ -240,8 +240,8 @@ CHILD = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from pydicom.dataset import Dataset
-    from ups.services.store import SQLiteStore
-    from ups.services.upsstate import check_create
+    from ups.services.scp.store import SQLiteStore
+    from ups.services.scp.upsstate import check_create
 
     store = SQLiteStore(sys.argv[1])
     ds = Dataset()

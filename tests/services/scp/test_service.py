@@ -29,7 +29,7 @@ from ups.pdu.negotiation import AcceptedContext, AcceptorPolicy, SyntaxSupport
 from ups.services.address import parse_listen
 from ups.services.errors import ConfigError
 from ups.services.scp import UPSSCP
-from ups.services.scpconfig import (
+from ups.services.scp.config import (
     RemoteAE,
     SCPOptions,
     ae_table,

@@ -2,7 +2,7 @@
 
 This module owns the store interface (:class:`Store`) and its SQLite
 implementation (:class:`SQLiteStore`, standard library ``sqlite3``).  The rules
-live in :mod:`ups.services.upsstate` and :mod:`ups.services.matching`; the store
+live in :mod:`ups.services.scp.upsstate` and :mod:`ups.services.scp.matching`; the store
 applies their decisions atomically:
 
 * **Acknowledged = durable.**  WAL journal with ``synchronous=FULL``: when a
@@ -55,13 +55,13 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 
 from ups.services.errors import ServiceError
-from ups.services.matching import matches
+from ups.services.scp.matching import matches
+from ups.services.scp.upsstate import Event, state_report
 from ups.services.uids import (
     UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE,
     UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
     EventType,
 )
-from ups.services.upsstate import Event, state_report
 
 __all__ = [
     "GLOBAL_UIDS",
@@ -160,7 +160,7 @@ class QueuedEvent:
 
 
 class Outcome(Protocol):
-    """What a decision of :mod:`ups.services.upsstate` gives the store to apply."""
+    """What a decision of :mod:`ups.services.scp.upsstate` gives the store to apply."""
 
     @property
     def dataset(self) -> Dataset | None: ...
@@ -358,7 +358,7 @@ class SQLiteStore:
         """Read, decide and write atomically.
 
         ``decide`` gets the stored UPS (or ``None``) and returns an outcome of
-        :mod:`ups.services.upsstate` (a Transition or Update); its data set is
+        :mod:`ups.services.scp.upsstate` (a Transition or Update); its data set is
         stored (when not ``None``) and its events queued, all in one
         transaction.  A :class:`ServiceError` from ``decide`` changes nothing.
         """
@@ -378,7 +378,7 @@ class SQLiteStore:
         """The UPSs matching a C-FIND identifier (PS3.4 C.2.2.2), oldest first.
 
         Indexed columns narrow the candidates for single-value keys; the final
-        decision is :func:`ups.services.matching.matches`.
+        decision is :func:`ups.services.scp.matching.matches`.
         """
         where: list[str] = []
         args: list[str] = []

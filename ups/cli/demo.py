@@ -32,7 +32,7 @@ from ups.errors import DicomError
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener, listen
 from ups.services.scp import UPSSCP
-from ups.services.scpconfig import RemoteAE, SCPOptions
+from ups.services.scp.config import RemoteAE, SCPOptions
 from ups.services.scu import SCUOptions, UPSClient, UPSResult, ups_connect
 from ups.services.uids import EventType
 
