@@ -52,6 +52,7 @@ from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.pdu.pdus import PDataTF
 from ups.services.events import UPSEvent
 from ups.services.listener import listen, serve_events
+from ups.services.settings import ListenerSettings
 
 Result = dict[str, object]
 Stop = Callable[[], Awaitable[None]]
@@ -85,9 +86,7 @@ async def event_listener(
         on_event,
         (HOST, port),
         "BENCH-LISTENER",
-        window=window,
-        accept_any_called_ae=True,
-        reuse_port=reuse_port,
+        ListenerSettings(window=window, accept_any_called_ae=True, reuse_port=reuse_port),
     )
     await listener.start()
 
@@ -112,9 +111,7 @@ async def event_iterator(
     listener = listen(
         (HOST, port),
         "BENCH-LISTENER",
-        window=window,
-        accept_any_called_ae=True,
-        reuse_port=reuse_port,
+        ListenerSettings(window=window, accept_any_called_ae=True, reuse_port=reuse_port),
     )
     started: asyncio.Future[None] = loop.create_future()
 

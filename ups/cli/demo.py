@@ -33,7 +33,7 @@ from ups.services.events import UPSEvent
 from ups.services.listener import EventListener, listen
 from ups.services.scp import UPSSCP
 from ups.services.scp.config import RemoteAE, SCPOptions
-from ups.services.scu import SCUOptions, UPSClient, UPSResult, ups_connect
+from ups.services.scu import SCUOptions, UPSClient, UPSResult, connect
 from ups.services.uids import EventType
 
 __all__ = ["run_demo", "Demo"]
@@ -275,7 +275,7 @@ async def _run(tmp: Path, out: TextIO) -> None:
                 file=out,
                 flush=True,
             )
-            client = await ups_connect(
+            client = await connect(
                 f"{SCP_AE}@127.0.0.1:{scp.port}", SCUOptions(calling_ae_title=SCU_AE)
             )
             async with client as scu:

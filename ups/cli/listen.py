@@ -47,7 +47,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from ups.cli.output import json_line, to_json_model
-from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits
+from ups.dimse.scanner import DEFAULT_SCAN_LIMITS
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
 from ups.net.loop import run as run_loop
@@ -57,6 +57,7 @@ from ups.services.address import parse_listen
 from ups.services.errors import ConfigError
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
+from ups.services.settings import DEFAULT_WINDOW, ListenerSettings
 
 __all__ = [
     "JsonLineRenderer",
@@ -85,15 +86,12 @@ class ListenerOptions:
     host: str = ""
     port: int = 104
     output: OutputMode = "text"
-    window: int = 64
-    buffer: int = 1000
-    accept_any_called_ae: bool = False
-    config: AssociationConfig = field(default_factory=AssociationConfig)
+    settings: ListenerSettings = field(default_factory=ListenerSettings)
+    """What the listener accepts and holds (the library's own settings object)."""
     grace: float = 5.0
     """Seconds the associations get to release on shutdown before they are aborted."""
     stats_interval: float = 10.0
     """Quiet mode: seconds between two count lines."""
-    reuse_port: bool = False
     after_start: Hook | None = None
     """Run once the port is bound (subscribe); a non-zero result ends the run with it."""
     before_stop: Hook | None = None
@@ -102,12 +100,6 @@ class ListenerOptions:
     lock_fd: int | None = None
     lifeline_fd: int | None = None
     ready_fd: int | None = None
-    calling_ae_titles: frozenset[str] | None = None
-    """Accepted calling AE titles (``--accept-aet``); None accepts any."""
-    verify_identity: IdentityVerifier | None = None
-    """User Identity check (``--users``); None accepts any."""
-    scan_limits: ScanLimits = DEFAULT_SCAN_LIMITS
-    """What one event's data set may cost; beyond it the event is refused (0x0213)."""
 
 
 # ------------------------------------------------------------------------ formatting
@@ -511,16 +503,9 @@ async def run_listener(
     listener = EventListener(
         (opts.host, opts.port),
         opts.ae_title,
-        config=opts.config,
-        buffer=opts.buffer,
-        window=opts.window,
-        accept_any_called_ae=opts.accept_any_called_ae,
-        reuse_port=opts.reuse_port,
-        calling_ae_titles=opts.calling_ae_titles,
-        verify_identity=opts.verify_identity,
+        opts.settings,
         callback=_ignore if opts.output == "quiet" else None,
         consumer=None if opts.output == "quiet" else batch,
-        scan_limits=opts.scan_limits,
         with_json=opts.output != "quiet",
     )
     try:
@@ -648,7 +633,7 @@ def run_workers(
                 child_opts = replace(
                     opts,
                     port=port,
-                    reuse_port=True,
+                    settings=replace(opts.settings, reuse_port=True),
                     worker=index,
                     lock_fd=lock_file.fileno(),
                     lifeline_fd=lifeline_r,
@@ -803,13 +788,15 @@ def run_from_cli(
         host=host,
         port=port,
         output=output,
-        window=int(getattr(args, "window", 64)),
-        config=config,
+        settings=ListenerSettings(
+            config=config,
+            window=int(getattr(args, "window", DEFAULT_WINDOW)),
+            calling_ae_titles=calling,
+            verify_identity=verifier,
+            scan_limits=getattr(args, "limits", DEFAULT_SCAN_LIMITS),
+        ),
         after_start=after_start if then is not None else None,
         before_stop=before_stop if then is not None else None,
-        calling_ae_titles=calling,
-        verify_identity=verifier,
-        scan_limits=getattr(args, "limits", DEFAULT_SCAN_LIMITS),
     )
     return run_workers(int(getattr(args, "workers", 1) or 1), opts, out)
 
@@ -824,11 +811,11 @@ def access_from_args(
 
 
 async def _unsubscribe(args: argparse.Namespace, aet: str, config: AssociationConfig) -> int:
-    from ups.services.scu import SCUOptions, ups_connect
+    from ups.services.scu import SCUOptions, connect
 
     receiving = getattr(args, "aet", None) or aet
     options = SCUOptions(calling_ae_title=aet, config=config)
-    async with await ups_connect(args.remote, options) as scu:
+    async with connect(args.remote, options) as scu:
         result = await scu.unsubscribe(receiving, getattr(args, "iuid", None))
     return EXIT_OK if result.status in (0x0000, 0xB304, 0xB306) else EXIT_FAILURE
 
@@ -859,13 +846,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=host,
         port=port,
         output=output,
-        window=args.window,
-        buffer=args.buffer,
-        accept_any_called_ae=args.any_called_ae,
+        settings=ListenerSettings(
+            window=args.window,
+            buffer=args.buffer,
+            accept_any_called_ae=args.any_called_ae,
+            calling_ae_titles=calling,
+            verify_identity=verifier,
+        ),
         grace=args.grace,
         stats_interval=args.stats_interval,
-        calling_ae_titles=calling,
-        verify_identity=verifier,
     )
     return run_workers(args.workers, opts)
 

@@ -724,7 +724,7 @@ class Printer:
 def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutine[Any, Any, int]]:
     """Check the operation's options and build its data sets, before any network I/O."""
     from ups.cli.attrpath import add_return_key, build_dataset, parse_path
-    from ups.services.scu import SCUOptions, ups_connect
+    from ups.services.scu import SCUOptions, connect
 
     op = args.operation
     options = scu_options(args)
@@ -759,7 +759,7 @@ def _prepare_operation(args: argparse.Namespace) -> Callable[[Printer], Coroutin
     extra = build_dataset(args.q) if args.q else None
 
     async def run(printer: Printer) -> int:
-        async with await ups_connect(args.remote, options) as scu:
+        async with connect(args.remote, options) as scu:
             if op == "echo":
                 printer.result(await scu.echo())
             elif op == "create":
@@ -878,11 +878,11 @@ def _run_listener(
     if then is not None and args.operation == "subscribe":
 
         async def cleanup() -> int:
-            from ups.services.scu import SCUOptions, ups_connect
+            from ups.services.scu import SCUOptions, connect
 
             options = scu_options(args)
             assert isinstance(options, SCUOptions)
-            async with await ups_connect(args.remote, options) as scu:
+            async with connect(args.remote, options) as scu:
                 Printer(out, args.json).result(await scu.unsubscribe(args.aet, args.iuid))
             return EXIT_OK
 

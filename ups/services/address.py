@@ -34,11 +34,13 @@ from ups.services.errors import AddressError
 __all__ = [
     "AE_TITLE_MAX",
     "AEAddress",
+    "ListenAddress",
     "DEFAULT_PORT",
     "check_ae_title",
     "parse_host_port",
     "parse_listen",
     "parse_remote",
+    "resolve_listen",
 ]
 
 AE_TITLE_MAX = 16
@@ -156,3 +158,22 @@ def parse_host_port(
     if port_text is None:
         raise AddressError(f"{what} {text!r}: expected <host>:<port>")
     return _check_host(host, text, what), _port(port_text, text, what, allow_zero=allow_zero)
+
+
+ListenAddress = str | tuple[str, int]
+"""Where a listener listens: ``aet[@host]:port``, or ``(host, port)`` with the AE title apart."""
+
+
+def resolve_listen(address: ListenAddress, ae_title: str | None = None) -> AEAddress:
+    """``listen("ME@host:port")`` or ``listen((host, port), "ME")`` as one :class:`AEAddress`."""
+    if isinstance(address, tuple):
+        if not ae_title:
+            raise AddressError(f"listening on {address!r} needs an AE title")
+        host, port = address
+        return AEAddress(check_ae_title(ae_title), host, int(port))
+    found = parse_listen(address)
+    if ae_title and check_ae_title(ae_title) != found.ae_title:
+        raise AddressError(
+            f"AE title given twice: {found.ae_title!r} in {address!r} and {ae_title!r}"
+        )
+    return found

@@ -33,7 +33,7 @@ from tests.services.scp.test_service import (  # noqa: E402
     scp_options,
 )
 from ups.services.scp import UPSSCP  # noqa: E402
-from ups.services.scp.upsstate import check_create  # noqa: E402
+from ups.services.scp.attributes import check_create  # noqa: E402
 from ups.services.uids import (  # noqa: E402
     UPS_EVENT,
     UPS_GLOBAL_SUBSCRIPTION_INSTANCE,

@@ -36,7 +36,7 @@ from ups.services.scp.config import (
     load_ae_file,
     parse_ae,
 )
-from ups.services.scu import SCUOptions, UPSClient, UPSFailure, ups_connect
+from ups.services.scu import SCUOptions, UPSClient, UPSFailure
 from ups.services.uids import (
     UPS_EVENT,
     UPS_EVENT_TRIAL,
@@ -161,7 +161,7 @@ def scp_options(db: Path, aes: dict[str, int], **kw: object) -> SCPOptions:
 
 async def client(port: int, **kw: object) -> UPSClient:
     options = SCUOptions(calling_ae_title=str(kw.pop("aet", "SCU")), **kw)  # type: ignore[arg-type]
-    return await ups_connect(f"UPSSCP@127.0.0.1:{port}", options)
+    return await ups.connect(f"UPSSCP@127.0.0.1:{port}", options)
 
 
 def code(value: str, scheme: str = "DCM", meaning: str = "x") -> Dataset:

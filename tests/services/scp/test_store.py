@@ -16,8 +16,11 @@ import pytest
 from pydicom.dataset import Dataset
 
 from ups.services.errors import ServiceError
-from ups.services.scp.store import SQLiteStore, Store
-from ups.services.scp.upsstate import Event, cancel_requested, check_change_state, check_create
+from ups.services.scp.attributes import check_create
+from ups.services.scp.reports import EventReport, cancel_requested
+from ups.services.scp.sqlitestore import SQLiteStore
+from ups.services.scp.store import Store
+from ups.services.scp.upsstate import check_change_state
 from ups.services.uids import (
     UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE,
     UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
@@ -216,9 +219,9 @@ def test_deletion_lock(store: SQLiteStore) -> None:
 
 def test_event_queue_retry_is_fifo_per_ae(store: SQLiteStore) -> None:
     events = [
-        Event(EventType.UPS_CANCEL_REQUESTED, "1.2.1", cancel_requested("R"), "A"),
-        Event(EventType.UPS_CANCEL_REQUESTED, "1.2.2", cancel_requested("R"), "A"),
-        Event(EventType.UPS_CANCEL_REQUESTED, "1.2.3", cancel_requested("R"), "B"),
+        EventReport(EventType.UPS_CANCEL_REQUESTED, "1.2.1", cancel_requested("R"), "A"),
+        EventReport(EventType.UPS_CANCEL_REQUESTED, "1.2.2", cancel_requested("R"), "A"),
+        EventReport(EventType.UPS_CANCEL_REQUESTED, "1.2.3", cancel_requested("R"), "B"),
     ]
     assert store.enqueue_events(events, now=T0) == 3
     due = store.due_events(T0)
@@ -240,8 +243,8 @@ CHILD = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from pydicom.dataset import Dataset
-    from ups.services.scp.store import SQLiteStore
-    from ups.services.scp.upsstate import check_create
+    from ups.services.scp.sqlitestore import SQLiteStore
+    from ups.services.scp.attributes import check_create
 
     store = SQLiteStore(sys.argv[1])
     ds = Dataset()

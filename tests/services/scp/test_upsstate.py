@@ -1,90 +1,29 @@
-"""The UPS state machine and attribute rules (PS3.4 Annex CC)."""
+"""The UPS state machine: Table CC.1.1-2, Change UPS State and Request UPS Cancel."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 
-from ups.services.errors import ServiceError
-from ups.services.scp.upsstate import (
-    STATUS_MEANINGS,
-    TRANSITIONS,
-    Request,
-    UPSStatus,
-    cancel_requested,
-    check_change_state,
-    check_create,
-    check_request_cancel,
-    check_set,
-    final_state_problems,
-    progress_report,
-    scp_status_change,
-    state_report,
-    ups_assigned,
+from tests.services.scp.workitems import (
+    NOW,
+    OTHER,
+    TUID,
+    cancelable,
+    completable,
+    status_of,
+    workitem,
 )
-from ups.services.uids import UPS_PUSH, EventType
-
-NOW = datetime(2024, 1, 5, 10, 30, tzinfo=UTC)
-TUID = "1.2.826.0.1.3680043.2.1143.1"
-OTHER = "1.2.826.0.1.3680043.2.1143.2"
-
-
-def code(value: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "99L", value
-    return item
-
-
-def request(**kw: object) -> Dataset:
-    ds = Dataset()
-    ds.ProcedureStepState = "SCHEDULED"
-    ds.ScheduledProcedureStepPriority = "MEDIUM"
-    ds.ProcedureStepLabel = "Label"
-    ds.ScheduledProcedureStepStartDateTime = "20240105100000"
-    ds.InputReadinessState = "READY"
-    for key, value in kw.items():
-        setattr(ds, key, value)
-    return ds
-
-
-def workitem(state: str = "SCHEDULED", tuid: str = "") -> Dataset:
-    ds = check_create(request(), iuid="1.2.3", now=NOW).dataset
-    ds.ProcedureStepState = state
-    ds.TransactionUID = tuid
-    return ds
-
-
-def completable() -> Dataset:
-    ds = workitem("IN PROGRESS", TUID)
-    done = Dataset()
-    done.PerformedStationNameCodeSequence = Sequence([code("ST")])
-    done.PerformedProcedureStepStartDateTime = "20240105103000"
-    done.PerformedProcedureStepEndDateTime = "20240105113000"
-    done.PerformedWorkitemCodeSequence = Sequence([code("W")])
-    done.OutputInformationSequence = Sequence([])
-    ds.UnifiedProcedureStepPerformedProcedureSequence = Sequence([done])
-    return ds
-
-
-def cancelable() -> Dataset:
-    ds = workitem("IN PROGRESS", TUID)
-    item = Dataset()
-    item.ProcedureStepDiscontinuationReasonCodeSequence = Sequence([code("R")])
-    ds.ProcedureStepProgressInformationSequence = Sequence([item])
-    return ds
-
-
-def status_of(fn: object) -> int:
-    assert callable(fn)
-    try:
-        outcome = fn()
-    except ServiceError as err:
-        return err.status
-    return int(outcome.status)
-
+from ups.dimse.status import Status
+from ups.services.errors import ServiceError
+from ups.services.scp.attributes import final_state_problems
+from ups.services.scp.upsstate import (
+    TRANSITIONS,
+    TransitionRequest,
+    check_change_state,
+    check_request_cancel,
+)
+from ups.services.uids import EventType
 
 # Table CC.1.1-2 transcribed independently of the module: row -> statuses for the
 # columns (does not exist, SCHEDULED, IN PROGRESS, COMPLETED, CANCELED); "ok" is
@@ -129,7 +68,7 @@ def test_change_state_table(row: tuple[str, bool], expected: list[object]) -> No
 
 
 def test_table_is_complete() -> None:
-    assert len(TRANSITIONS) == len(Request) * len(COLUMNS)
+    assert len(TRANSITIONS) == len(TransitionRequest) * len(COLUMNS)
 
 
 def test_claim_records_transaction_uid() -> None:
@@ -153,112 +92,6 @@ def test_final_state_requirements() -> None:
     assert outcome.dataset is not None
     item = outcome.dataset.ProcedureStepProgressInformationSequence[0]
     assert item.ProcedureStepCancellationDateTime.startswith("20240105103000")
-
-
-def test_create() -> None:
-    performer = Dataset()
-    performer.HumanPerformerCodeSequence = Sequence([code("U")])
-    created = check_create(
-        request(ScheduledHumanPerformersSequence=Sequence([performer])),
-        iuid="1.2.3",
-        now=NOW,
-        default_worklist_label="WL",
-    )
-    ds = created.dataset
-    assert created.status == 0
-    assert ds.SOPClassUID == UPS_PUSH and ds.SOPInstanceUID == "1.2.3"
-    assert ds.WorklistLabel == "WL"
-    assert ds.ScheduledProcedureStepModificationDateTime.startswith("20240105103000")
-    assert len(ds.UnifiedProcedureStepPerformedProcedureSequence) == 0
-    assert [e.event_type for e in created.events] == [
-        EventType.UPS_STATE_REPORT,
-        EventType.UPS_ASSIGNED,
-    ]
-    assert created.events[0].info.ProcedureStepState == "SCHEDULED"
-
-
-@pytest.mark.parametrize(
-    ("change", "status"),
-    [
-        ({"ProcedureStepState": "IN PROGRESS"}, 0xC309),
-        ({"ProcedureStepState": ""}, 0x0121),
-        ({"ProcedureStepLabel": ""}, 0x0121),
-        ({"ScheduledProcedureStepPriority": "URGENT"}, 0x0106),
-        ({"InputReadinessState": "MAYBE"}, 0x0106),
-    ],
-)
-def test_create_refused(change: dict[str, str], status: int) -> None:
-    assert status_of(lambda: check_create(request(**change), iuid="1.2.3")) == status
-
-
-def test_create_missing_attribute() -> None:
-    ds = request()
-    del ds.ScheduledProcedureStepStartDateTime
-    assert status_of(lambda: check_create(ds, iuid="1.2.3")) == 0x0120
-    ds = request()
-    del ds.ProcedureStepState
-    assert status_of(lambda: check_create(ds, iuid="1.2.3")) == 0x0120
-
-
-def test_create_with_modifications() -> None:
-    created = check_create(request(TransactionUID=TUID), iuid="1.2.3")
-    assert created.status == UPSStatus.CREATED_WITH_MODIFICATIONS
-    assert not created.dataset.TransactionUID
-
-
-def test_set() -> None:
-    mod = Dataset()
-    mod.ProcedureStepLabel = "New"
-    mod.TransactionUID = TUID
-    updated = check_set(workitem("IN PROGRESS", TUID), mod, TUID, now=NOW)
-    assert updated.dataset.ProcedureStepLabel == "New"
-    assert updated.dataset.TransactionUID == TUID
-    assert updated.events == ()
-    del mod.TransactionUID
-    assert check_set(workitem(), mod, None).dataset.ProcedureStepLabel == "New"
-
-
-@pytest.mark.parametrize(
-    ("state", "tuid", "keyword", "value", "status"),
-    [
-        (None, None, "ProcedureStepLabel", "x", 0xC307),
-        ("COMPLETED", TUID, "ProcedureStepLabel", "x", 0xC300),
-        ("CANCELED", TUID, "ProcedureStepLabel", "x", 0xC300),
-        ("IN PROGRESS", OTHER, "ProcedureStepLabel", "x", 0xC301),
-        ("IN PROGRESS", None, "ProcedureStepLabel", "x", 0xC301),
-        ("SCHEDULED", TUID, "ProcedureStepLabel", "x", 0xC310),
-        ("SCHEDULED", None, "ProcedureStepState", "SCHEDULED", 0xC303),
-        ("SCHEDULED", None, "ProcedureStepState", "COMPLETED", 0x0106),
-        ("SCHEDULED", None, "SOPInstanceUID", "1.2.4", 0x0106),
-    ],
-)
-def test_set_refused(
-    state: str | None, tuid: str | None, keyword: str, value: str, status: int
-) -> None:
-    current = None if state is None else workitem(state, "" if state == "SCHEDULED" else TUID)
-    mod = Dataset()
-    setattr(mod, keyword, value)
-    assert status_of(lambda: check_set(current, mod, tuid)) == status
-
-
-def test_set_events() -> None:
-    mod = Dataset()
-    mod.InputReadinessState = "INCOMPLETE"
-    progress = Dataset()
-    progress.ProcedureStepProgress = "50"
-    mod.ProcedureStepProgressInformationSequence = Sequence([progress])
-    mod.ScheduledStationNameCodeSequence = Sequence([code("S1")])
-    updated = check_set(workitem("IN PROGRESS", TUID), mod, TUID)
-    kinds = [e.event_type for e in updated.events]
-    assert kinds == [
-        EventType.UPS_STATE_REPORT,
-        EventType.UPS_PROGRESS_REPORT,
-        EventType.UPS_ASSIGNED,
-    ]
-    assert (
-        updated.events[1].info.ProcedureStepProgressInformationSequence[0].ProcedureStepProgress
-        == 50
-    )
 
 
 def test_request_cancel_scheduled() -> None:
@@ -301,18 +134,6 @@ def test_request_cancel_other_states() -> None:
     assert status_of(lambda: check_request_cancel(gone, requesting_ae="R", now=NOW)) == 0xB304
 
 
-def test_event_builders() -> None:
-    ds = workitem()
-    assert state_report(ds).InputReadinessState == "READY"
-    assert "ReasonForCancellation" not in state_report(ds)
-    assert cancel_requested("AE").RequestingAE == "AE"
-    assert len(progress_report(ds).ProcedureStepProgressInformationSequence) == 0
-    assert "ScheduledStationNameCodeSequence" in ups_assigned(ds)
-    change = scp_status_change("RESTARTED", "COLD STARTED", "WARM START")
-    assert change.SCPStatus == "RESTARTED" and change.SubscriptionListStatus == "COLD STARTED"
-    with pytest.raises(ValueError):
-        scp_status_change("BUSY")
-
-
 def test_every_status_has_a_meaning() -> None:
-    assert all(int(s) in STATUS_MEANINGS for s in UPSStatus)
+    """Every status the state table answers with is named in the one table, with a meaning."""
+    assert all(Status(cell.status).meaning for cell in TRANSITIONS.values())

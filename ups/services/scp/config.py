@@ -29,6 +29,8 @@ from ups.net.config import AssociationConfig
 from ups.pdu.negotiation import IdentityVerifier
 from ups.services.address import check_ae_title, parse_host_port
 from ups.services.errors import ConfigError
+from ups.services.settings import DEFAULT_WINDOW
+from ups.services.uids import DEFAULT_TRANSFER_SYNTAXES
 
 __all__ = [
     "RemoteAE",
@@ -64,12 +66,9 @@ class SCPOptions:
     remote_aes: Mapping[str, RemoteAE] = field(default_factory=lambda: MappingProxyType({}))
     config: AssociationConfig = field(default_factory=AssociationConfig)
     transfer_syntaxes: tuple[str, ...] = TRANSFER_SYNTAXES
-    event_transfer_syntaxes: tuple[str, ...] = (
-        "1.2.840.10008.1.2.1",
-        "1.2.840.10008.1.2",
-    )
+    event_transfer_syntaxes: tuple[str, ...] = DEFAULT_TRANSFER_SYNTAXES
     any_called_ae: bool = False
-    max_ops_performed: int = 64
+    max_ops_performed: int = DEFAULT_WINDOW
     worklist_label: str = ""
     event_idle: float = 2.0
     retry_initial: float = 1.0
@@ -83,7 +82,7 @@ class SCPOptions:
     verify_identity: IdentityVerifier | None = None
     """User Identity check (``--users``); None accepts any identity or none (else RJ 1/1/1)."""
     scan_limits: ScanLimits = DEFAULT_SCAN_LIMITS
-    """What one received data set may cost (``--limits``); beyond it 0x0213."""
+    """What one received data set may cost (``--limits``); beyond it Resource limitation."""
 
 
 def parse_ae(spec: str) -> RemoteAE:

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from ups.dimse.datasets import encode_dataset
 from ups.dimse.messages import NEventReportRQ
+from ups.dimse.status import StatusCategory, describe, status_info
 from ups.errors import DicomError
 from ups.net.association import Association
 from ups.net.errors import NoPresentationContext
@@ -41,6 +42,8 @@ __all__ = ["EventDispatcher", "RunDB"]
 log = logging.getLogger("ups.scp.events")
 
 _T = TypeVar("_T")
+_DELIVERED = (StatusCategory.SUCCESS, StatusCategory.WARNING)
+"""A response in these categories means the subscriber took the report."""
 
 
 class RunDB(Protocol):
@@ -192,14 +195,14 @@ class EventDispatcher:
                 except (DicomError, OSError) as exc:
                     await self._failed(ae_title, event, exc)
                     return
-                if status != 0x0000 and not 0xB000 <= status <= 0xBFFF:
+                if status_info(status).category not in _DELIVERED:
                     self.refused += 1
                     log.warning(
-                        "%s refused %s for %s with status 0x%04X; not resent",
+                        "%s refused %s for %s with status %s; not resent",
                         ae_title,
                         event.event_type.label,
                         event.iuid,
-                        status,
+                        describe(status),
                     )
                 await self._db(self._store.ack_event, event.id)
                 self._blocked.pop(ae_title, None)

@@ -46,7 +46,7 @@ UTC (it is context, see above) and Transaction UID (PS3.4 Table CC.2.5-3:
 "Cannot be queried"; it is the UPS access lock and never leaves the SCP).
 
 A malformed range or date/time in the *query* raises :class:`ServiceError`
-with status 0xA900 (PS3.4 C.4.1.1.4, "Identifier does not match SOP Class"); a
+with status A900 (PS3.4 C.4.1.1.4, "Identifier does not match SOP Class"); a
 malformed candidate value simply does not match.
 """
 
@@ -64,6 +64,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from ups.dimse.errors import MAX_ERROR_COMMENT
+from ups.dimse.status import Status
 from ups.services.errors import ServiceError
 
 __all__ = ["WILDCARD_VRS", "matches", "select_return_keys"]
@@ -79,7 +81,8 @@ TRANSACTION_UID = 0x00081195
 _NOT_MATCHED = frozenset({SPECIFIC_CHARACTER_SET, TIMEZONE_OFFSET_FROM_UTC, TRANSACTION_UID})
 _NEVER_RETURNED = frozenset({TRANSACTION_UID})
 
-BAD_IDENTIFIER = 0xA900
+BAD_IDENTIFIER = Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+_ELEMENT = 0xFFFF  # the element half of a tag
 _US = timedelta(microseconds=1)
 _EPOCH = datetime(1, 1, 2, tzinfo=UTC)
 
@@ -148,7 +151,7 @@ def _matches(
 
 
 def _skip(tag: int) -> bool:
-    group, element = tag >> 16, tag & 0xFFFF
+    group, element = tag >> 16, tag & _ELEMENT
     return tag in _NOT_MATCHED or group == 0 or element == 0
 
 
@@ -383,7 +386,7 @@ def _split_range(vr: str, key: str) -> tuple[str, str]:
 
 
 def _bad_key(key: str) -> ServiceError:
-    return ServiceError(BAD_IDENTIFIER, f"invalid date/time key {key!r}"[:64])
+    return ServiceError(BAD_IDENTIFIER, f"invalid date/time key {key!r}"[:MAX_ERROR_COMMENT])
 
 
 def _query_bounds(vr: str, text: str, tz: timezone, *, upper: bool) -> Any:
@@ -496,7 +499,7 @@ def _fill(out: Dataset, candidate: Dataset, query: Dataset, qtz: timezone, ctz: 
 
 
 def _skip_group(tag: int) -> bool:
-    return (tag >> 16) == 0 or (tag & 0xFFFF) == 0
+    return (tag >> 16) == 0 or (tag & _ELEMENT) == 0
 
 
 def _return_items(

@@ -16,8 +16,8 @@ Query     N-GET, C-FIND
 Event     accepted, carries no requests to us
 ========  ==========================================================
 
-Another DIMSE on a context answers 0x0211 (unrecognised operation); another
-action type 0x0123 (no such action).  Final and Trial UIDs are served alike.
+Another DIMSE on a context answers Unrecognized operation; another action type
+No such Action (PS3.7 Annex C).  Final and Trial UIDs are served alike.
 
 Acknowledged means durable: every handler runs its store call on the store's one
 worker thread and builds the response only after that call has committed, so a
@@ -67,6 +67,7 @@ from ups.dimse.messages import (
     Response,
 )
 from ups.dimse.scanner import DEFAULT_SCAN_LIMITS
+from ups.dimse.status import Status
 from ups.errors import DicomError
 from ups.net.association import HandlerResult, RequestContext
 from ups.net.config import AssociationConfig
@@ -77,20 +78,18 @@ from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.services.access import calling_ae_set, load_users
 from ups.services.address import parse_listen
 from ups.services.errors import ServiceError
+from ups.services.scp.attributes import Update, check_create, check_set
 from ups.services.scp.config import SCPOptions, ae_table
 from ups.services.scp.delivery import EventDispatcher
-from ups.services.scp.matching import select_return_keys
-from ups.services.scp.store import GLOBAL_UIDS, SQLiteStore, Store
+from ups.services.scp.matching import TRANSACTION_UID, select_return_keys
+from ups.services.scp.reports import EventReport, scp_status_change
+from ups.services.scp.sqlitestore import SQLiteStore
+from ups.services.scp.store import GLOBAL_UIDS, Store
 from ups.services.scp.upsstate import (
     CancelOutcome,
-    Event,
     Transition,
-    Update,
     check_change_state,
-    check_create,
     check_request_cancel,
-    check_set,
-    scp_status_change,
 )
 from ups.services.uids import (
     FAMILIES,
@@ -111,7 +110,6 @@ __all__ = ["UPSSCP", "EventDispatcher", "run_scp", "run_from_cli", "main"]
 log = logging.getLogger("ups.scp")
 
 _T = TypeVar("_T")
-_TRANSACTION_UID = 0x00081195
 _FINAL_STATES = (ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED)
 _SUBSCRIPTION_KEYS = frozenset({"ReceivingAE", "DeletionLock"})
 
@@ -229,7 +227,7 @@ class UPSSCP:
         store = self.store
         aes: list[str] = await self._db(store.all_subscriber_aes)
         events = [
-            Event(
+            EventReport(
                 EventType.SCP_STATUS_CHANGE,
                 UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
                 scp_status_change(status),
@@ -272,7 +270,9 @@ class UPSSCP:
         family = family_of(abstract)
         if role is None or family is None or not isinstance(request, _OPERATIONS[role]):
             return failure_response(
-                request, 0x0211, f"{type(request).__name__[:-2]} is not part of UPS {role}"
+                request,
+                Status.UNRECOGNIZED_OPERATION,
+                f"{type(request).__name__[:-2]} is not part of UPS {role}",
             )
         if isinstance(request, CFindRQ):
             return self._find(request, ctx)
@@ -286,7 +286,9 @@ class UPSSCP:
                 return await self._create(request, ctx, family)
             requested = getattr(request, "requested_sop_class_uid", "")
             if requested not in family:
-                raise ServiceError(0x0118, f"{requested} is not a UPS class of this context")
+                raise ServiceError(
+                    Status.NO_SUCH_SOP_CLASS, f"{requested} is not a UPS class of this context"
+                )
             if isinstance(request, NSetRQ):
                 return await self._set(request, ctx)
             if isinstance(request, NGetRQ):
@@ -310,11 +312,13 @@ class UPSSCP:
 
     async def _create(self, rq: NCreateRQ, ctx: RequestContext, family: UPSFamily) -> Response:
         if rq.affected_sop_class_uid not in family:
-            raise ServiceError(0x0118, f"{rq.affected_sop_class_uid} is not UPS Push")
+            raise ServiceError(
+                Status.NO_SUCH_SOP_CLASS, f"{rq.affected_sop_class_uid} is not UPS Push"
+            )
         ds = await self._decode(rq.dataset, ctx)
         iuid = rq.affected_sop_instance_uid or _text(ds, "SOPInstanceUID") or str(generate_uid())
         if iuid in GLOBAL_UIDS:
-            raise ServiceError(0x0111, "a well-known UID cannot be created")
+            raise ServiceError(Status.DUPLICATE_SOP_INSTANCE, "a well-known UID cannot be created")
         creation = check_create(
             ds, iuid=iuid, now=_now(), default_worklist_label=self.options.worklist_label
         )
@@ -344,18 +348,18 @@ class UPSSCP:
         iuid = rq.requested_sop_instance_uid
         workitem = await self._db(self.store.get_workitem, iuid)
         if workitem is None:
-            raise ServiceError(0xC307, "no such UPS")
+            raise ServiceError(Status.UPS_NO_SUCH_INSTANCE, "no such UPS")
         out = Dataset()
         wanted = rq.attribute_identifier_list
         for elem in workitem:
             tag = int(elem.tag)
-            if tag == _TRANSACTION_UID:  # CC.2.7.3: never returned, it is the lock
+            if tag == TRANSACTION_UID:  # CC.2.7.3: never returned, it is the lock
                 continue
             if not wanted or tag in wanted:
                 out.add(elem)
         return NGetRSP(
             rq.message_id,
-            0x0000,
+            Status.SUCCESS,
             rq.requested_sop_class_uid,
             iuid,
             dataset=encode_dataset(out, ctx.context.transfer_syntax),
@@ -366,7 +370,9 @@ class UPSSCP:
     async def _action(self, rq: NActionRQ, ctx: RequestContext, role: Role) -> Response:
         action = rq.action_type_id
         if action not in _ACTIONS.get(role, frozenset()):
-            raise ServiceError(0x0123, f"action type {action} is not part of UPS {role}")
+            raise ServiceError(
+                Status.NO_SUCH_ACTION, f"action type {action} is not part of UPS {role}"
+            )
         ds = await self._decode(rq.dataset, ctx)
         iuid = rq.requested_sop_instance_uid
         status = 0
@@ -382,7 +388,10 @@ class UPSSCP:
             await self._db(self.store.purge_final)
         else:
             if iuid not in GLOBAL_UIDS:
-                raise ServiceError(0xC314, "suspend applies to the global subscription only")
+                raise ServiceError(
+                    Status.UPS_ACTION_NOT_APPROPRIATE,
+                    "suspend applies to the global subscription only",
+                )
             await self._db(self.store.suspend_global, self._receiving_ae(ds, known=False))
         return NActionRSP(rq.message_id, status, rq.requested_sop_class_uid, iuid, action)
 
@@ -431,17 +440,21 @@ class UPSSCP:
 
     def _receiving_ae(self, ds: Dataset, *, known: bool) -> str:
         if "ReceivingAE" not in ds or not _text(ds, "ReceivingAE"):
-            raise ServiceError(0x0115, "Receiving AE (0074,1234) missing")
+            raise ServiceError(Status.INVALID_ARGUMENT_VALUE, "Receiving AE (0074,1234) missing")
         ae_title = _text(ds, "ReceivingAE")
         if known and ae_title not in self.options.remote_aes:
-            raise ServiceError(0xC308, f"Receiving AE {ae_title} is unknown to this SCP")
+            raise ServiceError(
+                Status.UPS_UNKNOWN_RECEIVING_AE, f"Receiving AE {ae_title} is unknown to this SCP"
+            )
         return ae_title
 
     async def _subscribe(self, iuid: str, ds: Dataset) -> None:
         ae_title = self._receiving_ae(ds, known=True)
         lock_text = _text(ds, "DeletionLock").upper()
         if lock_text not in ("TRUE", "FALSE"):
-            raise ServiceError(0x0115, "Deletion Lock (0074,1230) must be TRUE or FALSE")
+            raise ServiceError(
+                Status.INVALID_ARGUMENT_VALUE, "Deletion Lock (0074,1230) must be TRUE or FALSE"
+            )
         keys: Dataset | None = None
         if iuid == UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE:
             keys = Dataset()
@@ -476,14 +489,14 @@ class UPSSCP:
                 break
             identifier = select_return_keys(match, query)
             yield CFindRSP(
-                rq.message_id, 0xFF00, sop_class, dataset=encode_dataset(identifier, syntax)
+                rq.message_id, Status.PENDING, sop_class, dataset=encode_dataset(identifier, syntax)
             )
             await asyncio.sleep(0)  # allowed: a yield (not a wait) so a C-CANCEL-RQ gets in
         if ctx.cancelled:
             self.finds_cancelled += 1
-            yield CFindRSP(rq.message_id, 0xFE00, sop_class)
+            yield CFindRSP(rq.message_id, Status.CANCEL, sop_class)
             return
-        yield CFindRSP(rq.message_id, 0x0000, sop_class)
+        yield CFindRSP(rq.message_id, Status.SUCCESS, sop_class)
 
 
 # ============================================================================ running it
