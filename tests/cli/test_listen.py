@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import io
 import json
 import os
@@ -13,29 +12,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 
 from tests.services.test_listener import open_sender, send_events
-from ups.cli.listen import (
-    JsonLineRenderer,
-    ListenerOptions,
-    event_json,
-    format_event_line,
-    run_from_cli,
-    run_listener,
-)
-from ups.cli.output import json_line
+from ups.cli.listen import ListenerOptions, listen_options, run_listen, run_listener
+from ups.cli.options import build_parser
 from ups.dimse.datasets import LazyDataset, encode_dataset
 from ups.dimse.messages import NEventReportRSP
-from ups.dimse.scanner import dataset_json
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
-from ups.services.uids import IMPLICIT_VR_LITTLE_ENDIAN, UPS_PUSH, UPS_PUSH_TRIAL
+from ups.services.uids import IMPLICIT_VR_LITTLE_ENDIAN, UPS_PUSH
 
 pytestmark = pytest.mark.timeout(60)
 IVR = IMPLICIT_VR_LITTLE_ENDIAN
@@ -44,36 +32,6 @@ IVR = IMPLICIT_VR_LITTLE_ENDIAN
 def _event(event_type: int, ds: Dataset, sop_class: str = UPS_PUSH) -> UPSEvent:
     raw = LazyDataset(encode_dataset(ds, IVR), IVR)
     return UPSEvent(event_type, "1.2.3", sop_class, "ARC", "ME", 1_700_000_000.25, raw, 7)
-
-
-# ------------------------------------------------------------------------ formats
-
-
-def test_text_line_summarises_and_quotes() -> None:
-    ds = Dataset()
-    ds.RequestingAE = "WS 1"
-    ds.ReasonForCancellation = 'bad\nline "x"'
-    line = format_event_line(_event(2, ds))
-    assert line.startswith("2023-11-14T22:13:20.250Z UPS Cancel Requested iuid=1.2.3 from=ARC")
-    assert 'RequestingAE="WS 1"' in line
-    assert "\n" not in line and "\\n" in line
-    progress = Dataset()
-    item = Dataset()
-    item.ProcedureStepProgress = "50"
-    progress.ProcedureStepProgressInformationSequence = [item]
-    line = format_event_line(_event(3, progress, UPS_PUSH_TRIAL))
-    assert "ProcedureStepProgress=50" in line and " trial " in line
-
-
-def test_json_object_carries_the_dicom_json_model() -> None:
-    ds = Dataset()
-    ds.ProcedureStepState = "COMPLETED"
-    obj = event_json(_event(1, ds))
-    assert obj["op"] == "event" and obj["event_type"] == 1
-    assert obj["iuid"] == "1.2.3" and obj["calling_aet"] == "ARC"
-    assert obj["dataset"] == {"00741000": {"vr": "CS", "Value": ["COMPLETED"]}}
-    empty = UPSEvent(4, "1.2.840.10008.5.1.4.34.5", UPS_PUSH, "ARC", "ME", 0.0)
-    assert event_json(empty)["dataset"] == {}
 
 
 # ------------------------------------------------------------------------ in process
@@ -144,7 +102,7 @@ async def test_output_failure_answers_processing_failure() -> None:
     assert rc == 1
 
 
-def test_run_from_cli_subscribes_then_unsubscribes_on_exit() -> None:
+def test_run_listen_subscribes_then_unsubscribes_on_exit() -> None:
     calls: list[str] = []
 
     async def then() -> int:
@@ -157,21 +115,93 @@ def test_run_from_cli_subscribes_then_unsubscribes_on_exit() -> None:
         calls.append("unsubscribe")
         return 0
 
-    args = argparse.Namespace(
-        L="ME@127.0.0.1:0", json=False, quiet=True, workers=1, window=8, operation="subscribe"
+    args = build_parser().parse_args(
+        ["subscribe", "A@127.0.0.1:1", "-aet", "ME", "-L", "ME@127.0.0.1:0", "--quiet"]
+        + ["--window", "8"]
     )
-    from ups.net.config import AssociationConfig
-
-    rc = run_from_cli(args, io.StringIO(), AssociationConfig(), then, cleanup)
+    rc = run_listen(args, io.StringIO(), then, cleanup)
     assert rc == 0 and calls == ["subscribe", "unsubscribe"]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+# ------------------------------------------------------------------------ the options
+
+
+def _listen_args(*extra: str) -> argparse.Namespace:
+    return build_parser().parse_args(["-L", "ME@127.0.0.1:0", *extra])
+
+
+def test_listen_options_from_the_command_line() -> None:
+    """--buffer, --stats-interval, --grace, --any-called-ae (python -m ups.services.daemon
+    had them), with --window, --limits, --accept-aet into one ListenerSettings."""
+    args = _listen_args(
+        "--json",
+        "--buffer",
+        "5",
+        "--stats-interval",
+        "0.5",
+        "--grace",
+        "2",
+        "--any-called-ae",
+        "--window",
+        "0",
+        "--limits",
+        "items=7",
+        "--accept-aet",
+        "PEER",
+    )
+    opts = listen_options(args)
+    assert (opts.ae_title, opts.host, opts.port, opts.output) == ("ME", "127.0.0.1", 0, "json")
+    assert (opts.grace, opts.stats_interval) == (2.0, 0.5)
+    settings = opts.settings
+    assert settings.buffer == 5 and settings.window == 0 and settings.accept_any_called_ae
+    assert settings.scan_limits.max_items == 7
+    assert settings.calling_ae_titles == frozenset({"PEER"})
+    default = listen_options(_listen_args()).settings
+    assert (default.buffer, default.window, default.accept_any_called_ae) == (1000, 64, False)
+
+
+async def test_any_called_ae_option_accepts_another_called_title() -> None:
+    opts = listen_options(_listen_args("--json", "--any-called-ae"))
+    out = io.StringIO()
+
+    async def work(listener: EventListener) -> None:
+        sender = await open_sender(listener.port, called="SOMEONE-ELSE")
+        [rsp] = await send_events(sender, ["1.1"])
+        assert rsp.status == 0
+        await sender.release()
+
+    rc, _ = await _run(opts, out, work)
+    assert rc == 0 and '"iuid":"1.1"' in out.getvalue()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+async def test_verbose_option_logs_on_stderr(verbose: bool) -> None:
+    """--verbose: the listener's log lines (here: a peer's abort) go to stderr."""
+    daemon = Daemon(["-L", "ME@127.0.0.1:0", *(["--verbose"] if verbose else [])])
+    sender = await open_sender(daemon.ports[0])
+    sender.abort()
+    await sender.wait_closed()
+    seen = ""
+    if verbose:  # the log line comes once the daemon has read the A-ABORT
+        stream = daemon.proc.stderr
+        assert stream is not None
+        while "abort" not in seen:
+            line = await asyncio.wait_for(asyncio.to_thread(stream.readline), 20)
+            if not line:
+                break
+            seen += line.decode()
+    daemon.proc.send_signal(signal.SIGTERM)
+    rc, _, stderr = await daemon.finish()
+    assert rc == 0
+    assert ("abort" in seen + stderr) is verbose, seen + stderr
 
 
 # ------------------------------------------------------------------------ subprocesses
 
 
 class Daemon:
-    """``python -m ups.cli.listen`` with its stdout drained by a thread."""
+    """``dcmups -L ...`` (``python -m ups``) with its stdout drained by a thread."""
 
     def __init__(self, args: Sequence[str]) -> None:
         self.proc, self.ports = _start(args)
@@ -190,7 +220,7 @@ class Daemon:
 
 def _start(args: Sequence[str]) -> tuple[subprocess.Popen[bytes], list[int]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ups.cli.listen", *args],
+        [sys.executable, "-m", "ups", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -266,86 +296,3 @@ async def test_second_signal_aborts_at_once() -> None:
     assert rc == -signal.SIGTERM or rc == 128 + signal.SIGTERM
     assert json.loads(stdout.decode())["iuid"] == "1.1"
     sender.abort()
-
-
-# ------------------------------------------------------------------------ the fast renderer
-
-_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
-_VALUES = st.one_of(
-    st.none(),
-    st.integers(-(2**40), 2**40),
-    st.floats(allow_nan=True, allow_infinity=True),
-    _TEXT,
-)
-_MODELS = st.dictionaries(
-    st.from_regex(r"[0-9A-F]{8}", fullmatch=True),
-    st.fixed_dictionaries({"vr": st.sampled_from(["CS", "DS", "FD", "PN", "SQ"])}).flatmap(
-        lambda attr: (
-            st.just(attr)
-            | st.fixed_dictionaries(
-                {"vr": st.just(attr["vr"]), "Value": st.lists(_VALUES, max_size=3)}
-            )
-        )
-    ),
-    max_size=4,
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    event_type=st.integers(1, 5),
-    iuid=_TEXT,
-    calling=_TEXT,
-    called=_TEXT,
-    sop_class=st.sampled_from([UPS_PUSH, UPS_PUSH_TRIAL]),
-    received=st.floats(0, 4e9),
-    message_id=st.integers(0, 0xFFFF),
-    model=st.none() | _MODELS,
-)
-def test_fast_json_renderer_equals_the_reference(
-    event_type: int,
-    iuid: str,
-    calling: str,
-    called: str,
-    sop_class: str,
-    received: float,
-    message_id: int,
-    model: dict[str, Any] | None,
-) -> None:
-    """The daemon's per-event renderer writes exactly ``json_line(event_json(event))``."""
-    render = JsonLineRenderer()
-    event = UPSEvent(
-        event_type,
-        iuid,
-        sop_class,
-        calling,
-        called,
-        received,
-        None,
-        message_id,
-        dataset_json=model,
-    )
-    for _ in range(2):  # the second time from its caches
-        assert render(event) == json_line(event_json(event))
-
-
-def test_text_line_from_the_scanner_model_matches_the_decoded_one() -> None:
-    """The daemon's text lines come from the scanner's model (no pydicom per event);
-    they read as the lines made from the decoded data set do."""
-    cancel = Dataset()
-    cancel.RequestingAE = "WS 1"
-    cancel.ReasonForCancellation = 'bad\nline "x"'
-    progress = Dataset()
-    item = Dataset()
-    item.ProcedureStepProgress = "50"
-    item.ProcedureStepProgressDescription = "half way"
-    progress.ProcedureStepProgressInformationSequence = [item]
-    state = Dataset()
-    state.ProcedureStepState = "IN PROGRESS"
-    state.InputReadinessState = "READY"
-    for event_type, ds in ((2, cancel), (3, progress), (1, state)):
-        decoded = _event(event_type, ds)
-        assert decoded.raw_dataset is not None
-        model = dataset_json(decoded.raw_dataset.raw, IVR)
-        scanned = dataclasses.replace(decoded, dataset_json=model)
-        assert format_event_line(scanned) == format_event_line(decoded)

@@ -26,7 +26,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from ups.cli.files import UserInputError, dictionary_vr, values_from_strings
+from ups.cli.exits import UserInputError
+from ups.cli.values import SINGLE_VALUE_TEXT_VRS, dictionary_vr, values_from_strings
 
 __all__ = [
     "parse_tag",
@@ -40,7 +41,6 @@ __all__ = [
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}")
 _GROUP_ELEMENT = re.compile(r"\(?\s*([0-9A-Fa-f]{4})\s*,\s*([0-9A-Fa-f]{4})\s*\)?")
 _SEPARATORS = re.compile(r"[/.]")
-_SINGLE_VALUE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})  # backslash is data (PS3.5 6.2)
 
 
 def parse_tag(spec: str) -> int:
@@ -119,7 +119,7 @@ def apply_assignment(ds: Dataset, path: tuple[int, ...], value: str) -> None:
     else:
         if value == "":
             texts: list[str] = []
-        elif vr in _SINGLE_VALUE_TEXT_VRS:
+        elif vr in SINGLE_VALUE_TEXT_VRS:
             texts = [value]
         else:
             texts = value.split("\\")

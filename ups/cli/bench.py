@@ -11,6 +11,7 @@ the moment its final response arrives, on the event loop's monotonic clock.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import sys
@@ -24,6 +25,10 @@ from typing import TextIO
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from ups.cli.attrpath import build_dataset
+from ups.cli.configure import scu_options
+from ups.cli.exits import Exit, UsageError
+from ups.cli.output import json_line
 from ups.dimse.datasets import encode_dataset
 from ups.dimse.messages import CEchoRQ, CFindRQ, NEventReportRQ, NGetRQ, Request
 from ups.dimse.status import StatusCategory, status_info
@@ -316,8 +321,6 @@ async def run(options: BenchOptions, *, progress_to: TextIO | None = None) -> Be
 
 def run_blocking(options: BenchOptions, out: TextIO, *, as_json: bool) -> int:
     """The CLI's entry: run, print, exit 0 if every operation succeeded, 1 otherwise."""
-    from ups.cli.output import json_line
-
     progress = sys.stderr if sys.stderr.isatty() and not as_json else None
     started = time.perf_counter()
     report = run_loop(run(options, progress_to=progress))
@@ -328,5 +331,39 @@ def run_blocking(options: BenchOptions, out: TextIO, *, as_json: bool) -> int:
     if report.completed == 0:
         causes = ", ".join(report.errors) or "nothing was sent"
         print(f"dcmups: bench: no operation completed ({causes})", file=sys.stderr)
-        return 3
-    return 0 if report.failures == 0 else 1
+        return Exit.NETWORK
+    return Exit.OK if report.failures == 0 else Exit.FAILURE_STATUS
+
+
+def run_from_args(args: argparse.Namespace, out: TextIO) -> int:
+    """``dcmups bench <operation> <aet>@<host>:<port> [--ops N | --seconds T] ...``."""
+    operation, remote = args.remote, args.target
+    if operation not in OPERATIONS or not remote:
+        raise UsageError(
+            f"bench requires an operation ({', '.join(OPERATIONS)}) and <aet>@<host>:<port>"
+        )
+    parse_remote(remote)
+    if operation == "get" and not args.iuid:
+        raise UsageError("bench get requires -iuid")
+    for name in ("ops", "assocs", "window"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    if args.seconds is not None and args.seconds <= 0:
+        raise UsageError("--seconds must be greater than 0")
+    options = scu_options(args)
+    query = build_dataset(args.q, args.r) if (args.q or args.r) else None
+    bench = BenchOptions(
+        operation=operation,
+        remote=remote,
+        count=args.ops if args.ops is not None or args.seconds is None else 1000,
+        duration=args.seconds,
+        associations=args.assocs,
+        window=args.window or 1,
+        calling_ae_title=options.calling_ae_title,
+        config=options.config,
+        iuid=args.iuid,
+        query=query,
+        transfer_syntaxes=options.transfer_syntaxes,
+    )
+    return run_blocking(bench, out, as_json=args.json)

@@ -1,8 +1,8 @@
 """``dcmups demo``: the seed's three UPS workflows, end to end, on the loopback interface.
 
 It starts the reference SCP (:mod:`ups.services.scp`) on a free port with a
-temporary database, an event listener (:mod:`ups.services.listener`) that the SCP
-knows as ``DEMOLISTENER``, and runs with the SCU (:mod:`ups.services.scu`):
+temporary database, an event listener (:func:`ups.listen`) that the SCP knows as
+``DEMOLISTENER``, and runs with the SCU (:func:`ups.connect`):
 
 1. create, claim, update and complete a UPS (PS3.4 CC.2.5, CC.2.1, CC.2.6);
 2. subscribe and unsubscribe to receive UPS event reports: one UPS with a
@@ -24,16 +24,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TextIO
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
+from ups.cli.exits import CLIError, Exit
+from ups.dimse.status import status_info
 from ups.errors import DicomError
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener, listen
 from ups.services.scp import UPSSCP
 from ups.services.scp.config import RemoteAE, SCPOptions
-from ups.services.scu import SCUOptions, UPSClient, UPSResult, connect
+from ups.services.scu import UPSClient, UPSResult, connect
 from ups.services.uids import EventType
 
 __all__ = ["run_demo", "Demo"]
@@ -44,7 +47,7 @@ SCU_AE = "DEMOSCU"
 EVENT_TIMEOUT = 30.0
 
 
-class DemoFailure(DicomError):
+class DemoFailure(CLIError):
     """An expected event did not come, or came with the wrong content."""
 
 
@@ -149,7 +152,9 @@ class Demo:
         await self.op("set performed procedure", scu.set(iuid, _performed(), tuid))
         await self.op("chstate COMPLETED", scu.change_state(iuid, "COMPLETED", tuid))
         await self.expect(EventType.UPS_STATE_REPORT, iuid, "COMPLETED")
-        got = await self.op("get", scu.get(iuid, [0x00741000]))
+        state_tag = tag_for_keyword("ProcedureStepState")
+        assert state_tag is not None
+        got = await self.op("get", scu.get(iuid, [state_tag]))
         state = got.dataset.get("ProcedureStepState") if got.dataset is not None else None
         self.say(f"   Procedure Step State = {state} (kept by the deletion lock)")
         await self.op(f"unsubscribe {LISTENER_AE}", scu.unsubscribe(LISTENER_AE, iuid))
@@ -172,7 +177,7 @@ class Demo:
         query.ProcedureStepState = ""
         query.ProcedureStepLabel = ""
         async for match in scu.find(query):
-            if match.dataset is not None and match.status in (0xFF00, 0xFF01):
+            if match.dataset is not None and status_info(match.status).is_pending:
                 found = match.dataset
                 self.say(
                     f"   find: {_short(match.iuid):<24}  {found.ProcedureStepState:<12}"
@@ -251,9 +256,9 @@ async def run_demo(out: TextIO) -> int:
             await _run(Path(tmp), out)
         except (DicomError, OSError) as exc:
             print(f"demo failed: {exc}", file=out, flush=True)
-            return 1
+            return Exit.FAILURE_STATUS
     print("demo finished: all workflows succeeded", file=out, flush=True)
-    return 0
+    return Exit.OK
 
 
 async def _run(tmp: Path, out: TextIO) -> None:
@@ -275,10 +280,8 @@ async def _run(tmp: Path, out: TextIO) -> None:
                 file=out,
                 flush=True,
             )
-            client = await connect(
-                f"{SCP_AE}@127.0.0.1:{scp.port}", SCUOptions(calling_ae_title=SCU_AE)
-            )
-            async with client as scu:
+            scp_address = f"{SCP_AE}@127.0.0.1:{scp.port}"
+            async with connect(scp_address, calling_aet=SCU_AE) as scu:
                 demo = Demo(scp, scu, listener, out)
                 pump = asyncio.get_running_loop().create_task(demo.pump())
                 try:

@@ -8,6 +8,7 @@
   (what ``--json`` prints), binary values inline as base64 (F.2.7) up to a limit.
 * :func:`json_line` serialises one result as a single compact line (JSON Lines),
   so a stream of results can be split on newlines.
+* :class:`Printer` prints an operation's results in either form.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ import base64
 import json
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
+from ups.services.scu import UPSResult
 from ups.services.uids import UID_NAMES
 
 __all__ = [
+    "Printer",
     "DEFAULT_INLINE_LIMIT",
     "DEFAULT_VALUE_WIDTH",
     "dump_dataset",
@@ -207,3 +210,33 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_finite(value) for value in obj]
     return obj
+
+
+class Printer:
+    """Readable or JSON-lines output of results; one write per line."""
+
+    def __init__(self, out: TextIO, as_json: bool) -> None:
+        self.out = out
+        self.as_json = as_json
+
+    def result(self, result: UPSResult) -> None:
+        if self.as_json:
+            obj: dict[str, object] = {"op": result.operation, "status": result.status}
+            if result.iuid:
+                obj["iuid"] = result.iuid
+            if result.dataset is not None:
+                obj["dataset"] = to_json_model(result.dataset)
+            if result.is_warning:
+                obj["warning"] = result.meaning
+            self.out.write(json_line(obj) + "\n")
+        else:
+            head = f"{result.operation}: {result.meaning}"
+            if result.iuid:
+                head += f" iuid={result.iuid}"
+            if result.error_comment:
+                head += f" ({result.error_comment})"
+            text = head + "\n"
+            if result.dataset is not None and len(result.dataset):
+                text += dump_dataset(result.dataset) + "\n"
+            self.out.write(text)
+        self.out.flush()

@@ -1,6 +1,6 @@
 """kill -9 of the SCP process in the middle of a burst: nothing acknowledged is lost.
 
-The SCP runs as ``python -m ups.services.scp`` in a child process.  Several SCUs
+The SCP runs as ``dcmups scp`` (``python -m ups scp``) in a child process.  Several SCUs
 create and update workitems at once while a subscriber is down; when enough have
 been acknowledged the child is killed with SIGKILL.  After a restart on the same
 database every acknowledged create and update is there, and the subscriber,
@@ -11,7 +11,6 @@ outbound queue.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
@@ -33,7 +32,7 @@ _LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
 
 @asynccontextmanager
 async def scp_process(db: Path, *aes: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    args = [sys.executable, "-m", "ups.services.scp.service", "UPSSCP@127.0.0.1:0", "--db", str(db)]
+    args = [sys.executable, "-m", "ups", "scp", "UPSSCP@127.0.0.1:0", "--db", str(db)]
     for ae in aes:
         args += ["--ae", ae]
     args += ["--retry-initial", "0.1", "--retry-max", "0.3", "--event-idle", "0.5"]
@@ -127,11 +126,3 @@ async def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
             assert (await scu.get(iuid)).status == 0
             with pytest.raises(UPSFailure):
                 await scu.get("1.2.3.4")
-
-
-def test_module_entry_point_reports_bad_arguments(tmp_path: Path) -> None:
-    from ups.services.scp.service import main
-
-    assert main(["no-at-sign", "--db", str(tmp_path / "x.db")]) == 2
-    assert main(["SCP@127.0.0.1:0", "--db", str(tmp_path / "x.db"), "--ae", "bad"]) == 2
-    assert os.path.exists(tmp_path) and not (tmp_path / "x.db").exists()

@@ -33,18 +33,14 @@ on a clean stop that it is GOING DOWN, when ``announce_status`` is set.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import logging
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -66,20 +62,15 @@ from ups.dimse.messages import (
     Request,
     Response,
 )
-from ups.dimse.scanner import DEFAULT_SCAN_LIMITS
 from ups.dimse.status import Status
 from ups.errors import DicomError
 from ups.net.association import HandlerResult, RequestContext
-from ups.net.config import AssociationConfig
-from ups.net.loop import run as run_loop
 from ups.net.responses import failure_response
 from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
-from ups.services.access import calling_ae_set, load_users
-from ups.services.address import parse_listen
 from ups.services.errors import ServiceError
 from ups.services.scp.attributes import Update, check_create, check_set
-from ups.services.scp.config import SCPOptions, ae_table
+from ups.services.scp.config import SCPOptions
 from ups.services.scp.delivery import EventDispatcher
 from ups.services.scp.matching import TRANSACTION_UID, select_return_keys
 from ups.services.scp.reports import EventReport, scp_status_change
@@ -105,7 +96,7 @@ from ups.services.uids import (
     role_of,
 )
 
-__all__ = ["UPSSCP", "EventDispatcher", "run_scp", "run_from_cli", "main"]
+__all__ = ["UPSSCP", "EventDispatcher"]
 
 log = logging.getLogger("ups.scp")
 
@@ -497,114 +488,3 @@ class UPSSCP:
             yield CFindRSP(rq.message_id, Status.CANCEL, sop_class)
             return
         yield CFindRSP(rq.message_id, Status.SUCCESS, sop_class)
-
-
-# ============================================================================ running it
-
-
-async def run_scp(options: SCPOptions, out: TextIO) -> int:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly; the exit status."""
-    scp = UPSSCP(options)
-    await scp.start()
-    print(
-        f"UPS SCP {options.ae_title} listening on {options.host}:{scp.port}"
-        f" (database {options.db})",
-        file=out,
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
-            pass
-    try:
-        await stop.wait()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await scp.close()
-    print(f"UPS SCP {options.ae_title} stopped", file=out, flush=True)
-    return 0
-
-
-def options_from_args(
-    args: argparse.Namespace, config: AssociationConfig | None = None
-) -> SCPOptions:
-    """SCPOptions from the ``dcmups scp`` / ``python -m ups.services.scp`` arguments."""
-    ae_title, host, port = parse_listen(args.remote, require_host=True)
-    files = [args.ae_config] if getattr(args, "ae_config", None) else []
-    remote_aes = ae_table(getattr(args, "ae", None) or [], files)
-    base = SCPOptions()
-    syntaxes = base.transfer_syntaxes
-    if getattr(args, "ivrle", False):
-        syntaxes = ("1.2.840.10008.1.2",)
-    return SCPOptions(
-        ae_title=ae_title,
-        host=host,
-        port=port,
-        db=Path(args.db),
-        remote_aes=remote_aes,
-        config=config or AssociationConfig(),
-        transfer_syntaxes=syntaxes,
-        max_ops_performed=getattr(args, "window", None) or base.max_ops_performed,
-        event_idle=getattr(args, "event_idle", None) or base.event_idle,
-        retry_initial=getattr(args, "retry_initial", None) or base.retry_initial,
-        retry_max=getattr(args, "retry_max", None) or base.retry_max,
-        announce_status=not getattr(args, "no_announce", False),
-        calling_ae_titles=calling_ae_set(getattr(args, "accept_aet", None)),
-        verify_identity=load_users(args.users) if getattr(args, "users", None) else None,
-        scan_limits=getattr(args, "limits", DEFAULT_SCAN_LIMITS),
-    )
-
-
-def run_from_cli(args: argparse.Namespace, out: TextIO, config: AssociationConfig) -> int:
-    """``dcmups scp``: the CLI's parsed arguments -> a running SCP until a signal."""
-    return run_loop(run_scp(options_from_args(args, config), out))
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m ups.services.scp", description="Run the reference UPS SCP."
-    )
-    p.add_argument("remote", metavar="AET@host:port", help="where to listen (port 0: any)")
-    p.add_argument("--db", required=True, help="SQLite database file")
-    p.add_argument("--ae", action="append", default=[], metavar="AET=host:port")
-    p.add_argument("--ae-config", metavar="FILE", help="JSON or INI file of remote AEs")
-    p.add_argument("--window", type=int, default=64, help="operations performed at once")
-    p.add_argument("--event-idle", type=float, help="release event associations after (s)")
-    p.add_argument("--retry-initial", type=float, help="first retry delay (s)")
-    p.add_argument("--retry-max", type=float, help="longest retry delay (s)")
-    p.add_argument("--no-announce", action="store_true", help="no SCP Status Change events")
-    p.add_argument("-ivrle", action="store_true", help="accept Implicit VR Little Endian only")
-    p.add_argument(
-        "--accept-aet",
-        action="append",
-        default=[],
-        metavar="AET",
-        help="accept only this calling AE title (repeatable; others: A-ASSOCIATE-RJ 1/1/3)",
-    )
-    p.add_argument("--users", metavar="FILE", help="user identities: lines user:passcode or user")
-    p.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ups.services.scp AET@host:port --db PATH [--ae AET=host:port ...]``."""
-    args = _parser().parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    try:
-        return run_from_cli(args, sys.stdout, AssociationConfig())
-    except DicomError as exc:
-        print(f"dcmups scp: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # pragma: no cover - signal arrived before the handler
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
