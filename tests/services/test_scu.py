@@ -335,3 +335,14 @@ async def test_calling_ae_title_and_config_reach_the_wire(scp: PynetdicomUPSSCP)
     async with ups.connect(scp.address, options, calling_aet="OTHER") as scu:
         await scu.echo()
     assert scp.associations[-1].calling_ae == "OTHER"
+
+
+async def test_connect_is_awaitable_and_an_async_context_manager(scp: PynetdicomUPSSCP) -> None:
+    """``async with ups.connect(...)`` or ``scu = await ups.connect(...)``; a bad remote
+    is refused at once, before anything touches the network."""
+    scu = await ups.connect(scp.address, calling_aet="AWAITED")
+    async with scu:
+        assert (await scu.echo()).status == 0
+    assert scp.associations[-1].calling_ae == "AWAITED"
+    with pytest.raises(ups.AddressError):
+        ups.connect("NO@host:port")
