@@ -465,9 +465,10 @@ def listen_options(
     still listening, when ``then`` was a ``subscribe`` that succeeded (the unsubscribe).
     """
     aet, host, port = listen_address(args)
-    for name in ("stats_interval", "grace"):
-        if getattr(args, name) < 0 or (name == "stats_interval" and args.stats_interval == 0):
-            raise UsageError(f"--{name.replace('_', '-')} must be greater than 0")
+    if args.stats_interval <= 0:
+        raise UsageError("--stats-interval must be greater than 0")
+    if args.grace < 0:
+        raise UsageError("--grace must be at least 0")
     subscribed = False
 
     async def after_start() -> int:

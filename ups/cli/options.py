@@ -432,7 +432,7 @@ def _access_additions(add: _AddFn) -> None:
         default=DEFAULT_SCAN_LIMITS,
         help=f"-L/scp: what one received data set may hold: elements (50000), items "
         f"(10000 in a sequence), depth (16), value (bytes of one value, 16777216); "
-        f"beyond them the request is refused (Resource limitation) {ADDED}",
+        f"beyond them the request is refused 0213 (Resource limitation) {ADDED}",
     )
     add(
         "--accept-aet",
