@@ -2,15 +2,16 @@
 
 This is what ``dcmups -L aet[@host]:port`` runs (and ``dcmups subscribe ... -L``,
 which subscribes once the port is bound and unsubscribes on the way out). It sits on
-:func:`ups.services.listener.serve_events` with a plain-function consumer, so every
-event is written before its N-EVENT-REPORT-RSP is: a Success the sender saw means
-the line is in the output. Each line goes out in one ``write`` (under a lock shared
-by the workers when there are several), so lines from concurrent processes never
-interleave and a line is never half-written.
+:class:`ups.services.listener.EventListener` with :class:`~ups.cli.render.LineBatch`
+as its batch consumer, so every event is written before its N-EVENT-REPORT-RSP is: a
+Success the sender saw means the line is in the output. A read's lines go out in one
+``write`` (under a lock shared by the workers when there are several), so lines from
+concurrent processes never interleave and a line is never half-written.
 
-Output: one readable line per event (default), one JSON object per line
-(``--json``: ``op`` = ``"event"``, the event fields and the Event Information in the
-PS3.18 F.2 DICOM JSON model), or only periodic counts (``--quiet``).
+Output (:mod:`ups.cli.render`): one readable line per event (default), one JSON
+object per line (``--json``: ``op`` = ``"event"``, the event fields and the Event
+Information in the PS3.18 F.2 DICOM JSON model), or only periodic counts (``--quiet``).
+What the listener accepts and holds is one ``ups.ListenerSettings``.
 
 Signals: the first SIGINT/SIGTERM stops gracefully — stop accepting, stop reading,
 answer what was read, release the associations, flush, exit 0. A second one ends the
