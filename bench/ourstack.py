@@ -2,7 +2,7 @@
 
 Contracts are in ``bench.ours``' docstring; ``bench.ours`` imports this module lazily, so a
 worker that only runs pynetdicom or the ceiling never imports ``ups``. Everything here
-uses the public API a user would: ``ups.services.listener.serve_events`` for the listener,
+uses the public API a user would: ``ups.serve_events`` and ``ups.listen`` for the listener,
 ``ups.net.server.serve`` for the C-ECHO/N-GET SCP, ``ups.net.requestor.connect`` and
 ``Association.request`` for every requestor, and the sans-I/O ``ups.pdu``/``ups.dimse``
 pieces for the codec.
@@ -50,8 +50,6 @@ from ups.net.server import serve
 from ups.pdu.framer import Framer
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.pdu.pdus import PDataTF
-from ups.services.events import UPSEvent
-from ups.services.listener import listen, serve_events
 
 Result = dict[str, object]
 Stop = Callable[[], Awaitable[None]]
@@ -78,16 +76,14 @@ async def event_listener(
     ``port`` (the ``-L --workers N`` layout; scenario 3's two-worker row).
     """
 
-    def on_event(event: UPSEvent) -> None:
+    def on_event(event: ups.UPSEvent) -> None:
         next(counter)
 
-    listener = serve_events(
+    listener = ups.serve_events(
         on_event,
         (HOST, port),
         "BENCH-LISTENER",
-        window=window,
-        accept_any_called_ae=True,
-        reuse_port=reuse_port,
+        ups.ListenerSettings(window=window, accept_any_called_ae=True, reuse_port=reuse_port),
     )
     await listener.start()
 
@@ -109,12 +105,10 @@ async def event_iterator(
     Success leaves once the iterator handed the event over (taken means delivered).
     """
     loop = asyncio.get_running_loop()
-    listener = listen(
+    listener = ups.listen(
         (HOST, port),
         "BENCH-LISTENER",
-        window=window,
-        accept_any_called_ae=True,
-        reuse_port=reuse_port,
+        ups.ListenerSettings(window=window, accept_any_called_ae=True, reuse_port=reuse_port),
     )
     started: asyncio.Future[None] = loop.create_future()
 

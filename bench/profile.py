@@ -154,7 +154,7 @@ async def _inprocess(args: argparse.Namespace) -> None:
 
 async def _daemon(args: argparse.Namespace) -> None:
     """``dcmups -L --json`` here under the profiler, the raw sender in a child process."""
-    from ups.services.daemon import ListenerOptions, run_listener
+    from ups.cli.listen import ListenerOptions, run_listener
 
     loop = asyncio.get_running_loop()
     profile = _profiler(args)

@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.cli.dcmups_process import command, running
 from tests.net.pki import PKI, make_pki
-from ups.cli import SECRET_OPTIONS, Secret, UsageError, main, read_secret, resolve_secrets
+from ups.cli import main
+from ups.cli.exits import UsageError
+from ups.cli.secrets import SECRET_OPTIONS, Secret, read_secret, resolve_secrets
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -38,6 +38,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import _AMBIGUOUS_OB_OW_TAGS, _AMBIGUOUS_US_SS_TAGS
 from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 
+from ups.cli.output import to_json_model
 from ups.dimse.datasets import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
@@ -49,7 +50,6 @@ from ups.dimse.datasets import (
 )
 from ups.dimse.errors import DatasetError, LimitExceeded
 from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits, check_dataset, dataset_json
-from ups.services.output import to_json_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom on odd values
 

@@ -21,7 +21,7 @@ from ups.net.errors import AssociationRejected
 from ups.pdu.enums import UserIdentityType
 from ups.pdu.items import UserIdentityRQ
 from ups.pdu.negotiation import IdentityVerifier
-from ups.services.scpconfig import UserTable, load_users
+from ups.services.access import UserTable, load_users
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -38,8 +38,9 @@ from ups.pdu.negotiation import IdentityVerifier
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener, serve_events
 from ups.services.scp import UPSSCP
-from ups.services.scpconfig import SCPOptions
-from ups.services.scu import SCUOptions, ups_connect
+from ups.services.scp.config import SCPOptions
+from ups.services.scu import SCUOptions
+from ups.services.settings import ListenerSettings
 from ups.services.uids import IMPLICIT_VR_LITTLE_ENDIAN, UPS_EVENT, UPS_PUSH, VERIFICATION
 
 Kind = Literal["listener", "scp"]
@@ -240,10 +241,12 @@ async def running(
             consume,
             ("127.0.0.1", 0),
             "LISTENER",
-            config=config,
-            window=window,
-            calling_ae_titles=calling_ae_titles,
-            verify_identity=verify_identity,
+            ListenerSettings(
+                config=config,
+                window=window,
+                calling_ae_titles=calling_ae_titles,
+                verify_identity=verify_identity,
+            ),
         )
         await listener.start()
         target = Target(
@@ -281,7 +284,7 @@ async def running(
             scu_options = SCUOptions(
                 calling_ae_title=target.calling, config=client, user_identity=identity
             )
-            async with await ups_connect(f"UPSSCP@127.0.0.1:{scp.port}", scu_options) as scu:
+            async with ups.connect(f"UPSSCP@127.0.0.1:{scp.port}", scu_options) as scu:
                 for iuid in SEEDED:
                     assert (await scu.create(iuid=iuid)).status == 0
         yield target

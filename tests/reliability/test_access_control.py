@@ -43,14 +43,15 @@ from tests.reliability.targets import (
     reject_pdu,
     running,
 )
-from ups.cli import _build_parser
+from ups.cli.options import build_parser
+from ups.cli.scp import scp_options
 from ups.net.errors import AssociationRejected
 from ups.pdu.codec import decode_pdu
 from ups.pdu.enums import UserIdentityType
 from ups.pdu.items import UserIdentityAC, UserIdentityRQ
 from ups.pdu.pdus import AAssociateAC
-from ups.services.scp import options_from_args
-from ups.services.scpconfig import ConfigError, UserTable, load_users
+from ups.services.access import UserTable, load_users
+from ups.services.errors import ConfigError
 from ups.services.uids import VERIFICATION
 
 pytestmark = pytest.mark.timeout(30)
@@ -287,16 +288,14 @@ def test_user_table_rules(tmp_path: Path) -> None:
 def test_cli_scp_options_carry_access_control(tmp_path: Path) -> None:
     users = tmp_path / "users.txt"
     users.write_text("alice:pw\n", encoding="utf-8")
-    args = _build_parser().parse_args(
+    args = build_parser().parse_args(
         ["scp", "UPSSCP@127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"),
          "--accept-aet", "PEER", "--accept-aet", "OTHER", "--users", str(users)]
     )  # fmt: skip
-    options = options_from_args(args)
+    options = scp_options(args)
     assert options.calling_ae_titles == frozenset({"PEER", "OTHER"})
     assert isinstance(options.verify_identity, UserTable) and len(options.verify_identity) == 1
-    plain = options_from_args(
-        _build_parser().parse_args(["scp", "UPSSCP@127.0.0.1:0", "--db", "x.db"])
-    )
+    plain = scp_options(build_parser().parse_args(["scp", "UPSSCP@127.0.0.1:0", "--db", "x.db"]))
     assert plain.calling_ae_titles is None and plain.verify_identity is None
 
 

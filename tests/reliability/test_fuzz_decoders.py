@@ -31,6 +31,8 @@ from tests.reliability.fuzz_atheris import (
     one_input,
     seeds,
 )
+from ups.cli.attrpath import parse_assignment, parse_path
+from ups.cli.files import UserInputError, read_dataset_bytes
 from ups.dimse.codec import decode_command_set
 from ups.dimse.datasets import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
@@ -50,8 +52,6 @@ from ups.pdu.fsm import State
 from ups.pdu.machine import UpperLayer
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport, negotiate
 from ups.pdu.pdus import PDU, AAssociateAC, AAssociateRJ, AAssociateRQ, PDataTF
-from ups.services.attrpath import parse_assignment, parse_path
-from ups.services.files import UserInputError, read_dataset_bytes
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW_FUZZ = settings(FUZZ, max_examples=30)

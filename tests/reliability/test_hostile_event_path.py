@@ -102,11 +102,11 @@ def test_limits_option_sets_the_listeners_limits(items: int, answer: str) -> Non
 
 
 def test_limits_option_reaches_the_scp() -> None:
-    from ups.cli import _build_parser as build_parser
-    from ups.services.scp import options_from_args
+    from ups.cli.options import build_parser
+    from ups.cli.scp import scp_options
 
     args = build_parser().parse_args(
         ["scp", "UPSSCP@127.0.0.1:0", "--db", "x.sqlite", "--limits", "elements=7,value=64"]
     )
-    limits = options_from_args(args).scan_limits
+    limits = scp_options(args).scan_limits
     assert (limits.max_elements, limits.max_value_length, limits.max_items) == (7, 64, 10_000)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+import ups
 from tests.reliability.targets import (
     KINDS,
     SERVER_CONFIG,
@@ -60,8 +61,8 @@ from ups.pdu.codec import decode_pdu, encode_pdu
 from ups.pdu.enums import ContextResult
 from ups.pdu.items import PresentationContextAC, UserInformation
 from ups.pdu.pdus import AAssociateAC, AAssociateRQ
-from ups.services.scpconfig import RemoteAE
-from ups.services.scu import SCUOptions, ups_connect
+from ups.services.scp.config import RemoteAE
+from ups.services.scu import SCUOptions
 from ups.services.uids import UPS_PUSH, VERIFICATION
 
 pytestmark = pytest.mark.timeout(30)
@@ -466,7 +467,7 @@ async def test_scp_event_delivery_to_dead_subscriber(mode: str, tmp_path: Path) 
             await target.exercise(0)
             baseline = Baseline()
             scu_options = SCUOptions(calling_ae_title="PEER", config=target.client_config)
-            async with await ups_connect(f"UPSSCP@127.0.0.1:{target.port}", scu_options) as scu:
+            async with ups.connect(f"UPSSCP@127.0.0.1:{target.port}", scu_options) as scu:
                 # Subscribing to a workitem queues its State Report at once (CC.2.4.3).
                 assert (await scu.subscribe("DEAD", target.iuid_for(0))).status == 0
             await asyncio.wait_for(subscriber.done.wait(), TIMER + 0.5 + SLACK)

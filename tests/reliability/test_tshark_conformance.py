@@ -30,6 +30,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+import ups
 from ups.dimse.messages import NCreateRQ, NCreateRSP, Request, Response
 from ups.net.association import RequestContext
 from ups.net.config import AssociationConfig
@@ -38,8 +39,9 @@ from ups.net.server import serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.services.listener import listen
 from ups.services.scp import UPSSCP
-from ups.services.scpconfig import RemoteAE, SCPOptions
-from ups.services.scu import SCUOptions, ups_connect
+from ups.services.scp.config import RemoteAE, SCPOptions
+from ups.services.scu import SCUOptions
+from ups.services.settings import ListenerSettings
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -225,9 +227,11 @@ async def _ups_workflow(scp_port: int, listener_port: int, tmp_path: Path) -> in
     )
     scu_options = SCUOptions(calling_ae_title="SCU", config=FAST)
     received = 0
-    async with listen(f"WATCHER@127.0.0.1:{listener_port}", config=FAST) as events:
+    async with listen(
+        f"WATCHER@127.0.0.1:{listener_port}", settings=ListenerSettings(config=FAST)
+    ) as events:
         async with UPSSCP(options):
-            async with await ups_connect(f"UPSSCP@127.0.0.1:{scp_port}", scu_options) as scu:
+            async with ups.connect(f"UPSSCP@127.0.0.1:{scp_port}", scu_options) as scu:
                 assert (await scu.echo()).status == 0
                 iuid = (await scu.create(_workitem())).iuid
                 assert iuid

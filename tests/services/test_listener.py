@@ -26,9 +26,9 @@ from ups.services.events import UPSEvent, event_type_name
 from ups.services.listener import (
     EventListener,
     listen,
-    parse_listen_address,
     serve_events,
 )
+from ups.services.settings import ListenerSettings
 from ups.services.uids import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
@@ -105,30 +105,6 @@ async def collect(listener: EventListener, n: int) -> list[UPSEvent]:
     return got
 
 
-# ------------------------------------------------------------------------ addresses
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        ("ME:11113", ("ME", "", 11113)),
-        ("ME@127.0.0.1:104", ("ME", "127.0.0.1", 104)),
-        ("ME@[::1]:0", ("ME", "::1", 0)),
-        ("A@B@host:1", ("A@B", "host", 1)),
-    ],
-)
-def test_parse_listen_address(spec: str, expected: tuple[str, str, int]) -> None:
-    assert parse_listen_address(spec) == expected
-
-
-@pytest.mark.parametrize(
-    "spec", ["ME", "ME@host", ":104", "ME@h:x", "ME@h:70000", "SEVENTEEN_CHARS_AE:1", "A\\B:1"]
-)
-def test_parse_listen_address_rejects(spec: str) -> None:
-    with pytest.raises(ValueError, match="-L"):
-        parse_listen_address(spec)
-
-
 def test_event_type_names() -> None:
     assert event_type_name(1) == "UPS State Report"
     assert event_type_name(5) == "UPS Assigned"
@@ -139,7 +115,7 @@ def test_event_type_names() -> None:
 
 
 async def test_pipelined_events_arrive_once_in_order_intact() -> None:
-    async with listen("ME@127.0.0.1:0", window=16) as listener:
+    async with listen("ME@127.0.0.1:0", settings=ListenerSettings(window=16)) as listener:
         sender = await open_sender(listener.port, window=16)
         assert sender.negotiated is not None
         assert sender.negotiated.max_ops_local_invokes == 16
@@ -233,7 +209,9 @@ async def test_called_ae_title_is_checked() -> None:
         with pytest.raises(AssociationRejected) as info:
             await open_sender(listener.port, called="OTHER")
         assert "called-AE-title-not-recognized" in str(info.value)
-    async with listen("ME@127.0.0.1:0", accept_any_called_ae=True) as listener:
+    async with listen(
+        "ME@127.0.0.1:0", settings=ListenerSettings(accept_any_called_ae=True)
+    ) as listener:
         sender = await open_sender(listener.port, called="OTHER")
         consumer = asyncio.create_task(collect(listener, 1))
         await send_events(sender, ["1.1"])
@@ -304,7 +282,7 @@ async def test_slow_consumer_gets_backpressure_not_loss() -> None:
         assert rsp.status == 0
         assert iuid in taken  # Success only for what the consumer has taken
 
-    async with listen("ME@127.0.0.1:0", buffer=4, window=8) as listener:
+    async with listen("ME@127.0.0.1:0", settings=ListenerSettings(buffer=4, window=8)) as listener:
         senders = [await open_sender(listener.port, calling=f"S{i}", window=8) for i in range(3)]
         iuids = [[f"1.{i}.{n}" for n in range(60)] for i in range(3)]
         sending = asyncio.gather(
@@ -358,7 +336,7 @@ async def test_graceful_stop_delivers_what_was_read_and_ends_iteration() -> None
 
 
 async def test_close_fails_events_nobody_took() -> None:
-    async with listen("ME@127.0.0.1:0", buffer=100) as listener:
+    async with listen("ME@127.0.0.1:0", settings=ListenerSettings(buffer=100)) as listener:
         sender = await open_sender(listener.port, window=4)
         sending = asyncio.create_task(send_events(sender, ["1", "2", "3"]))
         while listener.queued < 3:

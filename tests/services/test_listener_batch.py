@@ -14,6 +14,7 @@ from tests.net.memtransport import MemoryTransport, open_acceptor, responses
 from ups.net.association import Association
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
+from ups.services.settings import ListenerSettings
 
 PROCESSING_FAILURE = 0x0110
 RESOURCE_LIMITATION = 0x0213
@@ -41,7 +42,9 @@ class Recorder:
 
 
 def _listener(recorder: Recorder) -> tuple[EventListener, Association, MemoryTransport]:
-    listener = EventListener(("127.0.0.1", 0), "SCP", consumer=recorder, window=16)
+    listener = EventListener(
+        ("127.0.0.1", 0), "SCP", ListenerSettings(window=16), consumer=recorder
+    )
     handlers = {uid: listener._on_request for uid in (rawpdu.UPS_EVENT,)}
     association = Association(
         listener.config, requestor=False, policy=listener.policy, handlers=handlers

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from pydicom.dataset import Dataset
 
+import ups
 from tests.cli.pynetdicom_scp import BIG_ENDIAN, IMPLICIT, PynetdicomUPSSCP
 from ups.net.config import AssociationConfig
 from ups.net.errors import NoPresentationContext
@@ -21,7 +22,6 @@ from ups.services.scu import (
     SCUOptions,
     UPSFailure,
     proposed_contexts,
-    ups_connect,
     with_create_defaults,
 )
 from ups.services.uids import Role
@@ -57,7 +57,7 @@ async def test_create_names_the_instance_in_the_command_not_the_data_set(
     ds.SOPClassUID = "1.2.3"
     ds.SOPInstanceUID = "1.2.3.4"
     ds.ProcedureStepLabel = "mine"
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         result = await scu.create(ds, iuid="1.2.826.0.1.99")
     assert result.status == 0 and result.iuid == "1.2.826.0.1.99"
     rq = scp.last("N-CREATE")
@@ -72,7 +72,7 @@ async def test_create_names_the_instance_in_the_command_not_the_data_set(
 
 
 async def test_create_without_iuid_generates_one_and_returns_it(scp: PynetdicomUPSSCP) -> None:
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         result = await scu.create()
     assert result.iuid and result.iuid in scp.items
     assert scp.last("N-CREATE").command["AffectedSOPInstanceUID"] == result.iuid
@@ -98,7 +98,7 @@ async def test_set_carries_transaction_uid_in_the_data_set_on_pull(
     scp.items["1.2.3.1"].transaction_uid = "9.8.7"
     ds = Dataset()
     ds.CommentsOnTheScheduledProcedureStep = "half way"
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         result = await scu.set("1.2.3.1", ds, transaction_uid="9.8.7")
     assert result.status == 0
     rq = scp.last("N-SET")
@@ -112,7 +112,7 @@ async def test_set_carries_transaction_uid_in_the_data_set_on_pull(
 
 async def test_get_on_push_with_attribute_list(scp: PynetdicomUPSSCP) -> None:
     scp.add_item("1.2.3.2", PatientID="P1")
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         result = await scu.get("1.2.3.2", [0x00100020, 0x00741000])
     rq = scp.last("N-GET")
     assert rq.abstract_syntax == uids.UPS_PUSH
@@ -129,7 +129,7 @@ async def test_get_on_push_with_attribute_list(scp: PynetdicomUPSSCP) -> None:
 
 async def test_change_state_is_action_1_on_pull(scp: PynetdicomUPSSCP) -> None:
     scp.add_item("1.2.3.3")
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         await scu.change_state("1.2.3.3", "IN PROGRESS", "5.5.5")
     rq = scp.last("N-ACTION")
     assert rq.command["ActionTypeID"] == 1
@@ -145,7 +145,7 @@ async def test_request_cancel_is_action_2_on_push_with_every_field(
     scp: PynetdicomUPSSCP,
 ) -> None:
     scp.add_item("1.2.3.4", "IN PROGRESS")
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         await scu.request_cancel(
             "1.2.3.4",
             requesting_ae="ASKER",
@@ -169,7 +169,7 @@ async def test_request_cancel_is_action_2_on_push_with_every_field(
 @pytest.mark.parametrize("lock", [False, True])
 async def test_subscribe_one_ups_on_watch(scp: PynetdicomUPSSCP, lock: bool) -> None:
     scp.add_item("1.2.3.5")
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         await scu.subscribe("WATCHER", "1.2.3.5", deletion_lock=lock)
     rq = scp.last("N-ACTION")
     assert rq.command["ActionTypeID"] == 3
@@ -184,7 +184,7 @@ async def test_subscribe_one_ups_on_watch(scp: PynetdicomUPSSCP, lock: bool) -> 
 async def test_global_filtered_and_unsubscribe_and_suspend(scp: PynetdicomUPSSCP) -> None:
     keys = Dataset()
     keys.ScheduledProcedureStepPriority = "HIGH"
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         await scu.subscribe("W1")
         await scu.subscribe("W2", matching_keys=keys)
         await scu.unsubscribe("W1")
@@ -217,7 +217,7 @@ async def test_find_on_pull_yields_matches_then_final(scp: PynetdicomUPSSCP) -> 
     query.ProcedureStepState = "SCHEDULED"
     query.PatientID = ""
     query.SOPInstanceUID = ""
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         results = [r async for r in scu.find(query)]
     assert [r.status for r in results] == [0xFF00, 0x0000]
     assert results[0].iuid == "1.2.4.1"
@@ -229,7 +229,7 @@ async def test_find_on_pull_yields_matches_then_final(scp: PynetdicomUPSSCP) -> 
 
 
 async def test_find_priority_option(scp: PynetdicomUPSSCP) -> None:
-    async with await ups_connect(scp.address, SCUOptions(find_priority=1)) as scu:
+    async with ups.connect(scp.address, SCUOptions(find_priority=1)) as scu:
         _ = [r async for r in scu.find(Dataset())]
     assert scp.last("C-FIND").command["Priority"] == 1
 
@@ -255,7 +255,7 @@ async def test_trial_scp_gets_trial_push_as_requested_sop_class(
 ) -> None:
     trial_scp.reset()
     trial_scp.add_item("1.2.5.1")
-    async with await ups_connect(trial_scp.address) as scu:
+    async with ups.connect(trial_scp.address) as scu:
         await scu.change_state("1.2.5.1", "IN PROGRESS", "1.1")
         await scu.create(iuid="1.2.5.2")
     action, create = trial_scp.requests("N-ACTION")[0], trial_scp.requests("N-CREATE")[0]
@@ -268,14 +268,14 @@ async def test_trial_scp_gets_trial_push_as_requested_sop_class(
 async def test_final_only_against_trial_scp_has_no_context(
     trial_scp: PynetdicomUPSSCP,
 ) -> None:
-    async with await ups_connect(trial_scp.address, SCUOptions(family="final")) as scu:
+    async with ups.connect(trial_scp.address, SCUOptions(family="final")) as scu:
         with pytest.raises(NoPresentationContext, match="Push"):
             await scu.create()
 
 
 async def test_forced_role_proposes_and_uses_only_that_class(scp: PynetdicomUPSSCP) -> None:
     scp.add_item("1.2.5.3")
-    async with await ups_connect(scp.address, SCUOptions(force_role=Role.WATCH)) as scu:
+    async with ups.connect(scp.address, SCUOptions(force_role=Role.WATCH)) as scu:
         await scu.get("1.2.5.3")
     rq = scp.last("N-GET")
     assert rq.abstract_syntax == uids.UPS_WATCH
@@ -290,7 +290,7 @@ async def test_transfer_syntax_choice_encodes_the_data_set(
 ) -> None:
     ds = Dataset()
     ds.PatientID = "TS"
-    async with await ups_connect(scp.address, SCUOptions(transfer_syntaxes=(syntax,))) as scu:
+    async with ups.connect(scp.address, SCUOptions(transfer_syntaxes=(syntax,))) as scu:
         await scu.create(ds, iuid="1.2.5.4")
         got = await scu.get("1.2.5.4", [0x00100020])
     rq = scp.last("N-CREATE")
@@ -303,7 +303,7 @@ async def test_transfer_syntax_choice_encodes_the_data_set(
 
 
 async def test_failure_status_raises_with_code_and_meaning(scp: PynetdicomUPSSCP) -> None:
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         with pytest.raises(UPSFailure) as caught:
             await scu.get("9.9.9.9")
         # the association survives a failure status
@@ -315,7 +315,7 @@ async def test_failure_status_raises_with_code_and_meaning(scp: PynetdicomUPSSCP
 
 async def test_warning_status_is_a_result(scp: PynetdicomUPSSCP) -> None:
     scp.add_item("1.2.6.1", "COMPLETED")
-    async with await ups_connect(scp.address) as scu:
+    async with ups.connect(scp.address) as scu:
         result = await scu.change_state("1.2.6.1", "COMPLETED", "1.1")
     assert result.status == 0xB306 and result.is_warning
     assert "B306" in result.meaning
@@ -326,12 +326,23 @@ async def test_calling_ae_title_and_config_reach_the_wire(scp: PynetdicomUPSSCP)
         calling_ae_title="LIBSCU",
         config=AssociationConfig(max_pdata_receive=32768, max_ops_invoked=3),
     )
-    async with await ups_connect(scp.address, options) as scu:
+    async with ups.connect(scp.address, options) as scu:
         await scu.echo()
     record = scp.associations[-1]
     assert record.calling_ae == "LIBSCU" and record.called_ae == "UPSSCP"
     assert record.max_pdu == 32768
     assert record.async_ops[0] == 3
-    async with await ups_connect(scp.address, options, calling_ae_title="OTHER") as scu:
+    async with ups.connect(scp.address, options, calling_aet="OTHER") as scu:
         await scu.echo()
     assert scp.associations[-1].calling_ae == "OTHER"
+
+
+async def test_connect_is_awaitable_and_an_async_context_manager(scp: PynetdicomUPSSCP) -> None:
+    """``async with ups.connect(...)`` or ``scu = await ups.connect(...)``; a bad remote
+    is refused at once, before anything touches the network."""
+    scu = await ups.connect(scp.address, calling_aet="AWAITED")
+    async with scu:
+        assert (await scu.echo()).status == 0
+    assert scp.associations[-1].calling_ae == "AWAITED"
+    with pytest.raises(ups.AddressError):
+        ups.connect("NO@host:port")

@@ -16,8 +16,9 @@ the final and the retired Trial family, and :attr:`UPSEvent.family` says which.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from pydicom.dataset import Dataset
 
@@ -32,6 +33,8 @@ from ups.services.uids import (
 
 __all__ = [
     "EVENT_SOP_CLASSES",
+    "EventBatchConsumer",
+    "EventCallback",
     "EVENT_TYPE_NAMES",
     "REPORTED_SOP_CLASSES",
     "EventType",
@@ -122,3 +125,20 @@ class UPSEvent:
         if self.raw_dataset is None or not len(self.raw_dataset):
             return Dataset()
         return self.raw_dataset.dataset
+
+
+EventCallback = Callable[[UPSEvent], "int | None | Awaitable[int | None]"]
+"""Called once per event; returns None (Success) or a status code to answer with."""
+
+
+class EventBatchConsumer(Protocol):
+    """Takes events a read at a time: ``add`` each, then one ``commit`` for them all.
+
+    The daemon renders each event in ``add`` and writes the read's lines with one write
+    in ``commit``; the events are answered Success only after ``commit`` returned. An
+    exception from either answers the events concerned with Processing Failure.
+    """
+
+    def add(self, event: UPSEvent) -> None: ...
+
+    def commit(self) -> None: ...

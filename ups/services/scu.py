@@ -16,9 +16,10 @@ dcm4che does; C-FIND names the SOP class of its context.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Generator, Sequence
+from dataclasses import dataclass, field, replace
 from types import TracebackType
+from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -37,15 +38,15 @@ from ups.dimse.messages import (
     Response,
 )
 from ups.dimse.status import StatusCategory, describe, status_info
-from ups.errors import DicomError
 from ups.net.association import Association
 from ups.net.config import AssociationConfig
 from ups.net.errors import NoPresentationContext
-from ups.net.requestor import build_request, connect
-from ups.pdu.codec import check_ae_title
-from ups.pdu.errors import PDUError
+from ups.net.requestor import build_request
+from ups.net.requestor import connect as open_association
 from ups.pdu.items import UserIdentityRQ
 from ups.pdu.negotiation import AcceptedContext
+from ups.services.address import AEAddress, check_ae_title, parse_remote
+from ups.services.errors import UPSFailure
 from ups.services.uids import (
     DEFAULT_TRANSFER_SYNTAXES,
     FINAL,
@@ -58,17 +59,16 @@ from ups.services.uids import (
     UPSFamily,
 )
 
-
-class UPSFailure(DicomError):
-    """The SCP answered with a failure status; ``status`` and ``meaning`` say which."""
-
-    def __init__(self, operation: str, status: int, comment: str | None = None) -> None:
-        self.operation = operation
-        self.status = status
-        self.comment = comment
-        self.meaning = describe(status)
-        detail = f" ({comment})" if comment else ""
-        super().__init__(f"{operation} failed: status {self.meaning}{detail}")
+__all__ = [
+    "Connecting",
+    "SCUOptions",
+    "UPSClient",
+    "UPSFailure",
+    "UPSResult",
+    "connect",
+    "proposed_contexts",
+    "with_create_defaults",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +211,7 @@ def proposed_contexts(options: SCUOptions) -> list[tuple[str, Sequence[str]]]:
 
 
 class UPSClient:
-    """An open association to a UPS SCP; use ``async with ups_connect(...)``."""
+    """An open association to a UPS SCP; made by ``async with connect(...) as scu``."""
 
     def __init__(self, association: Association, options: SCUOptions) -> None:
         self.association = association
@@ -446,55 +446,63 @@ class UPSClient:
         await self.association.wait_closed()
 
 
-async def ups_connect(
-    remote: str,
-    options: SCUOptions | None = None,
-    *,
-    calling_ae_title: str | None = None,
-) -> UPSClient:
-    """Associate with ``AET@host:port`` (host defaults to localhost, port to 104)."""
-    options = options or SCUOptions()
-    if calling_ae_title is not None:
-        options = SCUOptions(
-            calling_ae_title,
-            options.family,
-            options.force_role,
-            options.transfer_syntaxes,
+class Connecting:
+    """What :func:`connect` returns: the association is opened when it is entered or awaited.
+
+    ``async with connect(...) as scu`` releases (or, after an error, aborts) on the way
+    out; ``scu = await connect(...)`` hands the :class:`UPSClient` over, and the caller
+    uses it as ``async with scu`` or calls ``release``.
+    """
+
+    __slots__ = ("_address", "_options", "_client")
+
+    def __init__(self, address: AEAddress, options: SCUOptions) -> None:
+        self._address = address
+        self._options = options
+        self._client: UPSClient | None = None
+
+    async def _open(self) -> UPSClient:
+        options = self._options
+        called, host, port = self._address
+        rq = build_request(
+            called,
+            options.calling_ae_title,
+            proposed_contexts(options),
             options.config,
-            options.user_identity,
-            options.find_priority,
+            user_identity=options.user_identity,
         )
-    called, host, port = parse_remote(remote)
-    rq = build_request(
-        called,
-        options.calling_ae_title,
-        proposed_contexts(options),
-        options.config,
-        user_identity=options.user_identity,
-    )
-    association = await connect(host, port, rq, options.config)
-    return UPSClient(association, options)
+        association = await open_association(host, port, rq, options.config)
+        return UPSClient(association, options)
+
+    def __await__(self) -> Generator[Any, None, UPSClient]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> UPSClient:
+        self._client = await self._open()
+        return self._client
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.__aexit__(exc_type, exc, tb)
 
 
-def parse_remote(spec: str, default_port: int = 104) -> tuple[str, str, int]:
-    """``AET[@host[:port]]`` as the seed reads it: host localhost, port 104 by default."""
-    from ups.services.files import UserInputError
+def connect(
+    remote: str, options: SCUOptions | None = None, *, calling_aet: str | None = None
+) -> Connecting:
+    """An association to the UPS SCP ``AET[@host[:port]]`` (localhost and 104 by default).
 
-    aet, _, rest = spec.partition("@")
-    host, port_text = rest or "localhost", ""
-    if rest.startswith("["):  # [::1]:104
-        end = rest.find("]")
-        host, port_text = rest[1:end], rest[end + 2 :]
-    elif rest.count(":") == 1:
-        host, port_text = rest.split(":")
-    try:
-        check_ae_title(aet, "AE title")  # the one PS3.5 AE rule the requestor enforces too
-    except PDUError as exc:
-        raise UserInputError(f"bad AE title in {spec!r}: {exc}") from None
-    try:
-        port = int(port_text) if port_text else default_port
-    except ValueError:
-        raise UserInputError(f"bad port in {spec!r}") from None
-    if not 0 < port < 65536:
-        raise UserInputError(f"port {port} in {spec!r} is out of range")
-    return aet, host or "localhost", port
+    ``async with ups.connect("UPSSCP@host:11112", calling_aet="ME") as scu: ...``.
+    ``options`` says what is proposed (:class:`SCUOptions`); ``calling_aet``, when
+    given, replaces its calling AE title. The remote is parsed here, so a bad one raises
+    :class:`~ups.services.errors.AddressError` at once; network errors come on entry.
+    """
+    options = options or SCUOptions()
+    if calling_aet is not None:
+        options = replace(options, calling_ae_title=check_ae_title(calling_aet))
+    return Connecting(parse_remote(remote), options)

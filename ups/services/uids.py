@@ -26,6 +26,14 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
 
+from ups.dimse.datasets import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+)
+from ups.dimse.messages import VERIFICATION_SOP_CLASS
+
 __all__ = [
     "VERIFICATION",
     "UPS_PUSH",
@@ -68,7 +76,8 @@ __all__ = [
 
 # --- SOP Classes (PS3.6 Annex A, Table A-1) ---------------------------------
 
-VERIFICATION = "1.2.840.10008.1.1"
+VERIFICATION = VERIFICATION_SOP_CLASS
+"""Verification SOP Class (C-ECHO): the one definition is the DIMSE layer's."""
 
 UPS_PUSH = "1.2.840.10008.5.1.4.34.6.1"
 UPS_WATCH = "1.2.840.10008.5.1.4.34.6.2"
@@ -90,12 +99,7 @@ GLOBAL_SUBSCRIPTION_INSTANCES = frozenset(
     {UPS_GLOBAL_SUBSCRIPTION_INSTANCE, UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE}
 )
 
-# --- Transfer Syntaxes (PS3.5 Section 10, Annex A) --------------------------
-
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"  # retired, still negotiable
+# --- Transfer Syntaxes (PS3.5 Section 10, Annex A): defined by the DIMSE layer --
 
 TRANSFER_SYNTAXES = (
     EXPLICIT_VR_LITTLE_ENDIAN,

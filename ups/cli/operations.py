@@ -1,0 +1,165 @@
+"""The seed's operations (create, set, get, find, chstate, reqcancel, subscribe,
+unsubscribe, suspend) and echo, from the command line to ``ups.connect``.
+
+:func:`prepare` checks what each operation needs and builds its data sets before any
+network I/O, so that a missing option or a bad ``-f`` file is a usage error (exit 2)
+and not a half-done exchange; :meth:`Operation.run` then opens the association,
+performs the operation and prints each result.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+
+from ups.cli.attrpath import add_return_key, build_dataset, parse_path
+from ups.cli.configure import scu_options
+from ups.cli.exits import Exit, UsageError
+from ups.cli.files import read_dataset_file
+from ups.cli.output import Printer
+from ups.services.scu import SCUOptions, UPSClient, UPSResult, connect
+
+__all__ = ["DEFAULT_FIND_RETURN_KEYS", "Operation", "build_attributes", "prepare", "reason_code"]
+
+DEFAULT_FIND_RETURN_KEYS = (
+    "SOPInstanceUID",
+    "ProcedureStepState",
+    "ProcedureStepLabel",
+    "WorklistLabel",
+    "ScheduledProcedureStepPriority",
+    "ScheduledProcedureStepStartDateTime",
+    "ExpectedCompletionDateTime",
+    "InputReadinessState",
+    "PatientName",
+    "PatientID",
+    "ScheduledWorkitemCodeSequence/CodeValue",
+    "ScheduledWorkitemCodeSequence/CodingSchemeDesignator",
+    "ScheduledWorkitemCodeSequence/CodeMeaning",
+)
+"""What ``find`` returns when no ``-r`` is given."""
+
+_REQUIRED = {
+    "set": ("iuid",),
+    "get": ("iuid",),
+    "chstate": ("iuid", "tuid", "state"),
+    "reqcancel": ("iuid", "aet"),
+    "subscribe": ("aet",),
+    "unsubscribe": ("aet",),
+    "suspend": ("aet",),
+}
+
+
+def reason_code(spec: str) -> tuple[str, str, str]:
+    """``CV^CSD^meaning`` or dcm4che5's ``(CV,CSD,"meaning")``."""
+    text = spec.strip()
+    if text.startswith("(") and text.endswith(")"):
+        parts = [part.strip().strip('"') for part in text[1:-1].split(",", 2)]
+    else:
+        parts = text.split("^", 2)
+    if len(parts) != 3 or not all(parts):
+        raise UsageError(f'--reason-code {spec!r}: use CV^CSD^meaning or (CV,CSD,"meaning")')
+    return parts[0], parts[1], parts[2]
+
+
+def build_attributes(args: argparse.Namespace, *, file_first: bool = True) -> Dataset:
+    """-f, then -q and -s assignments, merged into one data set."""
+    ds = read_dataset_file(args.f) if (file_first and args.f) else Dataset()
+    ds.update(build_dataset([*args.q, *args.s]))
+    return ds
+
+
+def _check(args: argparse.Namespace) -> None:
+    op = args.operation
+    missing = [f"-{name}" for name in _REQUIRED.get(op, ()) if not getattr(args, name)]
+    if missing:
+        raise UsageError(f"{op} requires {' and '.join(missing)}")
+    if op == "set" and not (args.f or args.s or args.q):
+        raise UsageError("set requires -f or -s")
+    if op == "get" and args.q:
+        raise UsageError("get takes no -q: N-GET carries no data set (use -r to choose)")
+
+
+def _find_query(args: argparse.Namespace) -> Dataset:
+    query = build_dataset(args.q)
+    if args.state:
+        query.ProcedureStepState = args.state
+    for spec in args.r or DEFAULT_FIND_RETURN_KEYS:
+        add_return_key(query, spec)
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One operation, checked and with its data sets built, ready to run."""
+
+    args: argparse.Namespace
+    options: SCUOptions
+    attributes: Dataset
+    """create, set: -f, -q and -s merged."""
+    find_query: Dataset
+    get_tags: list[int]
+    matching: Dataset | None
+    """subscribe: the -q keys of a filtered global subscription."""
+    extra: Dataset | None
+    """As dcm4che2's dcmups did, -q keys also go into the N-ACTION data sets."""
+    reason: tuple[str, str, str] | None
+
+    async def run(self, printer: Printer) -> int:
+        """Associate, perform the operation, print each result, release."""
+        async with connect(self.args.remote, self.options) as scu:
+            if self.args.operation == "find":
+                async for match in scu.find(self.find_query):
+                    printer.result(match)
+            else:
+                printer.result(await self._call(scu))
+        return Exit.OK
+
+    async def _call(self, scu: UPSClient) -> UPSResult:
+        args, op, extra = self.args, self.args.operation, self.extra
+        if op == "echo":
+            return await scu.echo()
+        if op == "create":
+            return await scu.create(self.attributes, args.iuid)
+        if op == "set":
+            return await scu.set(args.iuid, self.attributes, args.tuid)
+        if op == "get":
+            return await scu.get(args.iuid, self.get_tags)
+        if op == "chstate":
+            return await scu.change_state(args.iuid, args.state, args.tuid, attributes=extra)
+        if op == "reqcancel":
+            return await scu.request_cancel(
+                args.iuid,
+                requesting_ae=args.aet,
+                reason=args.reason,
+                reason_code=self.reason,
+                contact_display_name=args.contact,
+                contact_uri=args.contact_uri,
+                attributes=extra,
+            )
+        if op == "subscribe":
+            return await scu.subscribe(
+                args.aet, args.iuid, deletion_lock=args.dellock, matching_keys=self.matching
+            )
+        if op == "unsubscribe":
+            return await scu.unsubscribe(args.aet, args.iuid, attributes=extra)
+        assert op == "suspend", op
+        return await scu.suspend(args.aet, attributes=extra)
+
+
+def prepare(args: argparse.Namespace) -> Operation:
+    """Check the operation's options and build its data sets, before any network I/O."""
+    op = args.operation
+    options = scu_options(args)
+    _check(args)
+    return Operation(
+        args=args,
+        options=options,
+        reason=reason_code(args.reason_code) if args.reason_code else None,
+        attributes=build_attributes(args) if op in ("create", "set") else Dataset(),
+        find_query=_find_query(args) if op == "find" else Dataset(),
+        get_tags=[parse_path(spec)[0] for spec in args.r] if op == "get" else [],
+        matching=build_dataset(args.q) if op == "subscribe" and args.q else None,
+        extra=build_dataset(args.q) if args.q else None,
+    )

@@ -1,0 +1,498 @@
+"""The SQLite :class:`~ups.services.scp.store.Store`: one file, WAL, ``synchronous=FULL``.
+
+What it promises is the store's contract (:mod:`ups.services.scp.store`): a method that
+returned is on disk, events are queued in the transaction of their cause, one claim
+wins, and time is an argument.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from ups.dimse.status import Status
+from ups.services.errors import ServiceError
+from ups.services.scp.matching import matches
+from ups.services.scp.reports import EventReport, state_report
+from ups.services.scp.store import (
+    GLOBAL_UIDS,
+    OutcomeT,
+    QueuedEvent,
+    Subscription,
+    decode_dataset,
+    encode_dataset,
+)
+from ups.services.uids import UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE, EventType
+
+__all__ = ["SQLiteStore"]
+
+_FINAL_STATES = ("COMPLETED", "CANCELED")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workitems (
+    iuid TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    transaction_uid TEXT NOT NULL DEFAULT '',
+    sps_start TEXT NOT NULL DEFAULT '',
+    priority TEXT NOT NULL DEFAULT '',
+    patient_id TEXT NOT NULL DEFAULT '',
+    worklist_label TEXT NOT NULL DEFAULT '',
+    dataset BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workitems_state ON workitems(state);
+CREATE INDEX IF NOT EXISTS workitems_sps_start ON workitems(sps_start);
+CREATE INDEX IF NOT EXISTS workitems_priority ON workitems(priority);
+CREATE INDEX IF NOT EXISTS workitems_patient_id ON workitems(patient_id);
+CREATE INDEX IF NOT EXISTS workitems_worklist_label ON workitems(worklist_label);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    ae_title TEXT NOT NULL,
+    iuid TEXT NOT NULL,
+    deletion_lock INTEGER NOT NULL,
+    match_keys BLOB,
+    suspended INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (ae_title, iuid)
+);
+CREATE INDEX IF NOT EXISTS subscriptions_iuid ON subscriptions(iuid);
+CREATE TABLE IF NOT EXISTS event_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ae_title TEXT NOT NULL,
+    event_type INTEGER NOT NULL,
+    iuid TEXT NOT NULL,
+    dataset BLOB NOT NULL,
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_queue_ae ON event_queue(ae_title, id);
+CREATE INDEX IF NOT EXISTS event_queue_next ON event_queue(next_attempt);
+PRAGMA user_version = 1;
+"""
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip(" \x00")
+
+
+def _single(query: Dataset, keyword: str) -> str | None:
+    """A query key usable as an exact SQL filter (single value, no wild card)."""
+    if keyword not in query:
+        return None
+    value = query[keyword].value
+    if value is None or not isinstance(value, str):
+        return None
+    text = value.strip(" \x00")
+    if not text or "*" in text or "?" in text or "\\" in text:
+        return None
+    return text
+
+
+class SQLiteStore:
+    """:class:`Store` on one SQLite file (WAL, ``synchronous=FULL``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(_SCHEMA)
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (every acknowledged change is already on disk)."""
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ workitems
+
+    def create_workitem(
+        self, dataset: Dataset, *, events: Sequence[EventReport] = (), now: float
+    ) -> None:
+        """Store a new UPS, subscribe the global subscribers, queue ``events``.
+
+        A UPS with the same SOP Instance UID fails with 0111 (Table CC.1.1-2).
+        """
+        iuid = _text(dataset, "SOPInstanceUID")
+        if not iuid:
+            raise ServiceError(Status.MISSING_ATTRIBUTE, "SOP Instance UID missing")
+        with self._tx() as db:
+            try:
+                db.execute(
+                    "INSERT INTO workitems (iuid, state, transaction_uid, sps_start, priority,"
+                    " patient_id, worklist_label, dataset) VALUES (?,?,?,?,?,?,?,?)",
+                    (iuid, *self._columns(dataset), encode_dataset(dataset)),
+                )
+            except sqlite3.IntegrityError:
+                raise ServiceError(
+                    Status.DUPLICATE_SOP_INSTANCE, "Duplicate SOP Instance"
+                ) from None
+            rows = db.execute(
+                "SELECT ae_title, deletion_lock, match_keys FROM subscriptions"
+                " WHERE iuid = '' AND suspended = 0"
+            ).fetchall()
+            for ae_title, lock, keys in rows:
+                if keys is None or matches(dataset, decode_dataset(keys)):
+                    db.execute(
+                        "INSERT OR IGNORE INTO subscriptions (ae_title, iuid, deletion_lock)"
+                        " VALUES (?,?,?)",
+                        (ae_title, iuid, lock),
+                    )
+            self._enqueue(db, events, now)
+
+    @staticmethod
+    def _columns(ds: Dataset) -> tuple[str, str, str, str, str, str]:
+        return (
+            _text(ds, "ProcedureStepState"),
+            _text(ds, "TransactionUID"),
+            _text(ds, "ScheduledProcedureStepStartDateTime"),
+            _text(ds, "ScheduledProcedureStepPriority"),
+            _text(ds, "PatientID"),
+            _text(ds, "WorklistLabel"),
+        )
+
+    def get_workitem(self, iuid: str) -> Dataset | None:
+        """The stored UPS (with its Transaction UID: strip it before N-GET, CC.2.7.3)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT dataset FROM workitems WHERE iuid = ?", (iuid,)
+            ).fetchone()
+        return None if row is None else decode_dataset(row[0])
+
+    def update_workitem(
+        self,
+        iuid: str,
+        dataset: Dataset,
+        *,
+        expected_state: str,
+        expected_transaction_uid: str,
+        events: Sequence[EventReport] = (),
+        now: float,
+    ) -> bool:
+        """Compare-and-set: write ``dataset`` only if state and Transaction UID are as expected.
+
+        Returns False (and changes nothing) when another change came first.
+        """
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE workitems SET state=?, transaction_uid=?, sps_start=?, priority=?,"
+                " patient_id=?, worklist_label=?, dataset=?"
+                " WHERE iuid=? AND state=? AND transaction_uid=?",
+                (
+                    *self._columns(dataset),
+                    encode_dataset(dataset),
+                    iuid,
+                    expected_state,
+                    expected_transaction_uid,
+                ),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._enqueue(db, events, now)
+            return True
+
+    def modify_workitem(
+        self, iuid: str, decide: Callable[[Dataset | None], OutcomeT], *, now: float
+    ) -> OutcomeT:
+        """Read, decide and write atomically.
+
+        ``decide`` gets the stored UPS (or ``None``) and returns an outcome of
+        :mod:`ups.services.scp.upsstate` (a Transition or Update); its data set is
+        stored (when not ``None``) and its events queued, all in one
+        transaction.  A :class:`ServiceError` from ``decide`` changes nothing.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT dataset FROM workitems WHERE iuid = ?", (iuid,)).fetchone()
+            outcome = decide(None if row is None else decode_dataset(row[0]))
+            if outcome.dataset is not None and row is not None:
+                db.execute(
+                    "UPDATE workitems SET state=?, transaction_uid=?, sps_start=?, priority=?,"
+                    " patient_id=?, worklist_label=?, dataset=? WHERE iuid=?",
+                    (*self._columns(outcome.dataset), encode_dataset(outcome.dataset), iuid),
+                )
+            self._enqueue(db, outcome.events, now)
+            return outcome
+
+    def find_workitems(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]:
+        """The UPSs matching a C-FIND identifier (PS3.4 C.2.2.2), oldest first.
+
+        Indexed columns narrow the candidates for single-value keys; the final
+        decision is :func:`ups.services.scp.matching.matches`.
+        """
+        where: list[str] = []
+        args: list[str] = []
+        for keyword, column in (
+            ("ProcedureStepState", "state"),
+            ("ScheduledProcedureStepPriority", "priority"),
+            ("PatientID", "patient_id"),
+            ("WorklistLabel", "worklist_label"),
+        ):
+            value = _single(query, keyword)
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        uids = self._uid_list(query)
+        if uids:
+            where.append(f"iuid IN ({','.join('?' * len(uids))})")
+            args.extend(uids)
+        sql = "SELECT dataset FROM workitems"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY rowid"
+        with self._lock:
+            blobs = [row[0] for row in self._conn.execute(sql, args).fetchall()]
+        found: list[Dataset] = []
+        for blob in blobs:
+            ds = decode_dataset(blob)
+            if matches(ds, query):
+                found.append(ds)
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
+
+    @staticmethod
+    def _uid_list(query: Dataset) -> list[str]:
+        if "SOPInstanceUID" not in query:
+            return []
+        value = query["SOPInstanceUID"].value
+        if value is None or value == "":
+            return []
+        values = [value] if isinstance(value, str) else list(value)
+        uids = [str(v).strip(" \x00") for v in values]
+        return [] if any("*" in u or "?" in u for u in uids) else [u for u in uids if u]
+
+    def is_locked(self, iuid: str) -> bool:
+        """Whether any subscriber holds a deletion lock on the UPS (CC.2.1.3)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM subscriptions WHERE iuid = ? AND deletion_lock = 1 LIMIT 1", (iuid,)
+            ).fetchone()
+        return row is not None
+
+    def delete_workitem(self, iuid: str) -> bool:
+        """Delete a UPS and its subscriptions unless a deletion lock holds it."""
+        with self._tx() as db:
+            if db.execute(
+                "SELECT 1 FROM subscriptions WHERE iuid = ? AND deletion_lock = 1 LIMIT 1", (iuid,)
+            ).fetchone():
+                return False
+            gone = db.execute("DELETE FROM workitems WHERE iuid = ?", (iuid,)).rowcount
+            db.execute("DELETE FROM subscriptions WHERE iuid = ?", (iuid,))
+            return gone == 1
+
+    def purge_final(self) -> list[str]:
+        """Delete every COMPLETED or CANCELED UPS no deletion lock holds; their UIDs."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT iuid FROM workitems w WHERE state IN (?, ?) AND NOT EXISTS"
+                " (SELECT 1 FROM subscriptions s WHERE s.iuid = w.iuid AND s.deletion_lock = 1)",
+                _FINAL_STATES,
+            ).fetchall()
+            uids = [r[0] for r in rows]
+            for iuid in uids:
+                db.execute("DELETE FROM workitems WHERE iuid = ?", (iuid,))
+                db.execute("DELETE FROM subscriptions WHERE iuid = ?", (iuid,))
+            return uids
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def subscribe(
+        self,
+        ae_title: str,
+        iuid: str,
+        *,
+        deletion_lock: bool,
+        now: float,
+        match_keys: Dataset | None = None,
+    ) -> int:
+        """Subscribe ``ae_title`` to one UPS or globally (PS3.4 CC.2.3, Table CC.2.3-2).
+
+        ``iuid`` is a UPS SOP Instance UID or one of :data:`GLOBAL_UIDS`
+        (``match_keys`` only with the Filtered Global one).  Returns the number
+        of initial UPS State Reports queued for the subscriber.  An unknown UPS
+        fails with C307.
+        """
+        lock = int(deletion_lock)
+        with self._tx() as db:
+            if iuid not in GLOBAL_UIDS:
+                row = db.execute("SELECT dataset FROM workitems WHERE iuid = ?", (iuid,)).fetchone()
+                if row is None:
+                    raise ServiceError(Status.UPS_NO_SUCH_INSTANCE, "No such UPS")
+                db.execute(
+                    "INSERT INTO subscriptions (ae_title, iuid, deletion_lock) VALUES (?,?,?)"
+                    " ON CONFLICT (ae_title, iuid)"
+                    " DO UPDATE SET deletion_lock = excluded.deletion_lock",
+                    (ae_title, iuid, lock),
+                )
+                initial = EventReport(
+                    EventType.UPS_STATE_REPORT, iuid, state_report(decode_dataset(row[0])), ae_title
+                )
+                self._enqueue(db, (initial,), now)
+                return 1
+            keys = match_keys if iuid == UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE else None
+            blob = None if keys is None else encode_dataset(keys)
+            db.execute(
+                "INSERT INTO subscriptions (ae_title, iuid, deletion_lock, match_keys, suspended)"
+                " VALUES (?, '', ?, ?, 0) ON CONFLICT (ae_title, iuid) DO UPDATE SET"
+                " deletion_lock = excluded.deletion_lock, match_keys = excluded.match_keys,"
+                " suspended = 0",
+                (ae_title, lock, blob),
+            )
+            rows = db.execute(
+                "SELECT iuid, dataset FROM workitems w WHERE NOT EXISTS (SELECT 1 FROM"
+                " subscriptions s WHERE s.ae_title = ? AND s.iuid = w.iuid) ORDER BY rowid",
+                (ae_title,),
+            ).fetchall()
+            initial_events: list[EventReport] = []
+            for uid, data in rows:
+                ds = decode_dataset(data)
+                if keys is not None and not matches(ds, keys):
+                    continue
+                db.execute(
+                    "INSERT INTO subscriptions (ae_title, iuid, deletion_lock) VALUES (?,?,?)",
+                    (ae_title, uid, lock),
+                )
+                if deletion_lock:
+                    initial_events.append(
+                        EventReport(EventType.UPS_STATE_REPORT, uid, state_report(ds), ae_title)
+                    )
+            self._enqueue(db, initial_events, now)
+            return len(initial_events)
+
+    def unsubscribe(self, ae_title: str, iuid: str) -> None:
+        """Unsubscribe from one UPS, or globally: then from every UPS as well (CC.2.3.2)."""
+        with self._tx() as db:
+            if iuid in GLOBAL_UIDS:
+                db.execute("DELETE FROM subscriptions WHERE ae_title = ?", (ae_title,))
+                return
+            if db.execute("SELECT 1 FROM workitems WHERE iuid = ?", (iuid,)).fetchone() is None:
+                raise ServiceError(Status.UPS_NO_SUCH_INSTANCE, "No such UPS")
+            db.execute(
+                "DELETE FROM subscriptions WHERE ae_title = ? AND iuid = ?", (ae_title, iuid)
+            )
+
+    def suspend_global(self, ae_title: str) -> None:
+        """Stop subscribing ``ae_title`` to new UPSs; keep its current ones (CC.2.3.2)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE subscriptions SET suspended = 1 WHERE ae_title = ? AND iuid = ''",
+                (ae_title,),
+            )
+
+    def subscriptions(self, ae_title: str | None = None) -> list[Subscription]:
+        """All subscription rows, or those of one AE."""
+        sql = "SELECT ae_title, iuid, deletion_lock, match_keys, suspended FROM subscriptions"
+        args: tuple[str, ...] = ()
+        if ae_title is not None:
+            sql += " WHERE ae_title = ?"
+            args = (ae_title,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY ae_title, iuid", args).fetchall()
+        return [
+            Subscription(
+                ae, uid, bool(lock), None if keys is None else decode_dataset(keys), bool(s)
+            )
+            for ae, uid, lock, keys, s in rows
+        ]
+
+    def subscribers_for(self, iuid: str) -> list[Subscription]:
+        """Who gets the events of one UPS: its "Subscribed SCUs" (CC.2.4.3)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT ae_title, deletion_lock FROM subscriptions WHERE iuid = ?"
+                " ORDER BY ae_title",
+                (iuid,),
+            ).fetchall()
+        return [Subscription(ae, iuid, bool(lock)) for ae, lock in rows]
+
+    def all_subscriber_aes(self) -> list[str]:
+        """AEs an SCP Status Change goes to, besides the fallback list (CC.2.4.3)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT ae_title FROM subscriptions WHERE iuid != '' OR suspended = 0"
+                " ORDER BY ae_title"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ event queue
+
+    def _enqueue(self, db: sqlite3.Connection, events: Sequence[EventReport], now: float) -> int:
+        count = 0
+        for event in events:
+            if event.ae_title is not None:
+                targets = [event.ae_title]
+            else:
+                targets = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT ae_title FROM subscriptions WHERE iuid = ? ORDER BY ae_title",
+                        (event.iuid,),
+                    )
+                ]
+            blob = encode_dataset(event.info)
+            for ae_title in targets:
+                db.execute(
+                    "INSERT INTO event_queue (ae_title, event_type, iuid, dataset, created,"
+                    " next_attempt) VALUES (?,?,?,?,?,?)",
+                    (ae_title, int(event.event_type), event.iuid, blob, now, now),
+                )
+                count += 1
+        return count
+
+    def enqueue_events(self, events: Sequence[EventReport], *, now: float) -> int:
+        """Queue events that change no workitem (cancel requested, SCP status); row count."""
+        with self._tx() as db:
+            return self._enqueue(db, events, now)
+
+    def due_events(self, now: float, limit: int = 100) -> list[QueuedEvent]:
+        """Events to send now, oldest first, FIFO per AE (see the module docstring)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, ae_title, event_type, iuid, dataset, created, attempts, next_attempt"
+                " FROM event_queue e WHERE next_attempt <= ? AND NOT EXISTS (SELECT 1 FROM"
+                " event_queue p WHERE p.ae_title = e.ae_title AND p.id < e.id"
+                " AND p.next_attempt > ?) ORDER BY id LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+        return [
+            QueuedEvent(i, ae, EventType(t), uid, decode_dataset(blob), c, a, n)
+            for i, ae, t, uid, blob, c, a, n in rows
+        ]
+
+    def next_event_time(self) -> float | None:
+        """When the earliest queued event falls due (for the sender's one timer)."""
+        with self._lock:
+            row = self._conn.execute("SELECT MIN(next_attempt) FROM event_queue").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def ack_event(self, event_id: int) -> None:
+        """The event was delivered: forget it."""
+        with self._tx() as db:
+            db.execute("DELETE FROM event_queue WHERE id = ?", (event_id,))
+
+    def retry_later(self, event_id: int, next_attempt: float) -> None:
+        """Delivery failed: count the attempt and try again at ``next_attempt``."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE event_queue SET attempts = attempts + 1, next_attempt = ? WHERE id = ?",
+                (next_attempt, event_id),
+            )
