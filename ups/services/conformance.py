@@ -136,8 +136,13 @@ _WRONG_OR_FINAL = Cell(
     Status.UPS_WRONG_TRANSACTION_UID,
     readings=frozenset({Status.UPS_MAY_NO_LONGER_BE_UPDATED}),
 )
+_NO_TUID = frozenset(
+    {Status.MISSING_ATTRIBUTE, Status.MISSING_ATTRIBUTE_VALUE, Status.INVALID_ARGUMENT_VALUE}
+)
+"""What an SCP may call a Change UPS State without the Transaction UID CC.2.1.2 requires."""
+# A SCHEDULED UPS has no Transaction UID yet: "without the correct one" means none at all.
 _WRONG_OR_SCHEDULED = Cell(
-    Status.UPS_WRONG_TRANSACTION_UID, readings=frozenset({Status.UPS_NOT_IN_PROGRESS})
+    Status.UPS_WRONG_TRANSACTION_UID, readings=_NO_TUID | {Status.UPS_NOT_IN_PROGRESS}
 )
 
 TRANSITIONS: Mapping[tuple[Row, ProcedureStepState | None], Cell] = MappingProxyType(
@@ -153,17 +158,7 @@ TRANSITIONS: Mapping[tuple[Row, ProcedureStepState | None], Cell] = MappingProxy
         (Row.IN_PROGRESS, _CO): _NO_UPDATE,
         (Row.IN_PROGRESS, _CA): _NO_UPDATE,
         (Row.IN_PROGRESS_WRONG_UID, None): _NONE,
-        # A claim without a Transaction UID; some SCPs call that an invalid argument.
-        (Row.IN_PROGRESS_WRONG_UID, _S): Cell(
-            Status.UPS_WRONG_TRANSACTION_UID,
-            readings=frozenset(
-                {
-                    Status.MISSING_ATTRIBUTE,
-                    Status.MISSING_ATTRIBUTE_VALUE,
-                    Status.INVALID_ARGUMENT_VALUE,
-                }
-            ),
-        ),
+        (Row.IN_PROGRESS_WRONG_UID, _S): Cell(Status.UPS_WRONG_TRANSACTION_UID, readings=_NO_TUID),
         # The second claim (CC.2.1.2 note 2): C302 "already IN PROGRESS" is the other reading.
         (Row.IN_PROGRESS_WRONG_UID, _IP): Cell(
             Status.UPS_WRONG_TRANSACTION_UID,
