@@ -115,6 +115,8 @@ operations:
   demo         Run the seed's three workflows against a local SCP. [addition]
   bench        Benchmark a remote AE: dcmups bench <echo|find|get|event> <aet>@<host>:<port>
                [--ops N | --seconds T] [--assocs C] [--window W] [--json]. [addition]
+  probe        Conformance report for a UPS SCP: dcmups probe <aet>@<host>:<port> [--hostile]
+               [--json] [--report FILE.md]; see dcmups probe --help. [addition]
 """
 
 EPILOG = """\
@@ -951,6 +953,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     parser = _build_parser()
     try:
+        words = list(sys.argv[1:] if argv is None else argv)
+        if words[:1] == ["probe"]:  # its own options: -q there is --quiet, not a key
+            return _run_probe(words[1:], out)
         args = parser.parse_args(argv)
         if args.help:
             out.write(parser.format_help())
@@ -978,6 +983,94 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except OSError as exc:
         print(f"dcmups: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_NETWORK
+
+
+# ---------------------------------------------------------------------------- probe
+
+
+def _probe_parser() -> _Parser:
+    from ups.services.probe import GROUPS
+
+    p = _Parser(
+        prog="dcmups probe",
+        usage="dcmups probe <aet>@<host>:<port> [options]",
+        description="Run the UPS conformance suite (PS3.4 Annex CC, PS3.7, PS3.8) against a "
+        "remote UPS SCP and print check | reference | expected | observed | verdict. "
+        f"Exit 0 when no check failed, 1 otherwise. {ADDED}",
+        allow_abbrev=False,
+        add_help=False,
+    )
+    add = p.add_argument
+    add("remote", nargs="?", metavar="<aet>@<host>:<port>", help="the UPS SCP")
+    add("-h", "--help", action="store_true", help="print this message")
+    add("--aet", metavar="<aet>", default="DCMUPS-PROBE", help="calling AE title (DCMUPS-PROBE)")
+    add(
+        "--listen",
+        metavar="<aet>@<host>:<port>",
+        help="receive events as <aet> there; the SCP must know that AE and address "
+        "(default: --aet on a free port of 0.0.0.0)",
+    )
+    add("--json", action="store_true", help="one JSON object per check")
+    add("--report", metavar="<file.md>", help="write a Markdown report")
+    add(
+        "--only",
+        metavar="<group>",
+        action="append",
+        default=[],
+        help=f"run only these groups (repeatable, or comma-separated): {', '.join(GROUPS)}",
+    )
+    family = p.add_mutually_exclusive_group()
+    family.add_argument("--trial", action="store_true", help="use the retired trial UPS UIDs")
+    family.add_argument("--final", action="store_true", help="use the final UPS UIDs")
+    add(
+        "--hostile",
+        action="store_true",
+        help="also run the robustness group (malformed UIDs, an oversized data set, an "
+        "unknown action, a duplicate Message ID): it may upset a production SCP",
+    )
+    add("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add("--event-timeout", metavar="<s>", type=float, default=5.0, help="wait for an event (5)")
+    return p
+
+
+def _run_probe(argv: Sequence[str], out: TextIO) -> int:
+    """``dcmups probe``: options -> ProbeOptions -> ups.services.probe.run_probe."""
+    from ups.pdu.codec import check_ae_title
+    from ups.pdu.errors import PDUError
+    from ups.services.listener import parse_listen_address
+    from ups.services.probe import ProbeOptions, run_probe
+    from ups.services.scu import parse_remote
+
+    parser = _probe_parser()
+    args = parser.parse_args(argv)
+    if args.help:
+        out.write(parser.format_help())
+        return EXIT_OK
+    if not args.remote:
+        raise UsageError("probe requires the remote <aet>@<host>:<port>")
+    called, host, port = parse_remote(args.remote)
+    try:
+        check_ae_title(args.aet, "--aet")
+        listen = parse_listen_address(args.listen or f"{args.aet}@0.0.0.0:0")
+        options = ProbeOptions(
+            called_ae=called,
+            host=host,
+            port=port,
+            calling_ae=args.aet,
+            listen_ae=listen[0],
+            listen_host=listen[1] or "0.0.0.0",
+            listen_port=listen[2],
+            family="trial" if args.trial else "final" if args.final else "auto",
+            only=frozenset(g.strip() for spec in args.only for g in spec.split(",") if g),
+            hostile=args.hostile,
+            json=args.json,
+            report=Path(args.report) if args.report else None,
+            quiet=args.quiet,
+            event_timeout=args.event_timeout,
+        )
+    except (PDUError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return run_probe(options, out)
 
 
 def _report(exc: DicomError) -> int:
