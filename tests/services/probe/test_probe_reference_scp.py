@@ -72,3 +72,20 @@ def test_reference_scp_without_hostile_checks(tmp_path: Path) -> None:
     assert {r.group for r in run.results} == {"association", "state", "cleanup"}
     assert by_verdict(run, Verdict.FAIL) == {n for n in ISSUE_12 if n.startswith("state.")}
     assert status == 1
+
+
+def test_an_scp_that_does_not_know_the_probe_gives_no_false_failures(tmp_path: Path) -> None:
+    """The SCP knows AE PROBE, the probe calls itself STRANGER: every subscription gets
+    C308, so no Deletion Lock and no event. What needs them is n/a, nothing else fails."""
+    listen = free_port()
+    with reference_scp(tmp_path, listen) as port:
+        opts = options(port, calling_ae="STRANGER", hostile=True)
+        status, run, _ = run_probe(opts)
+    assert by_verdict(run, Verdict.FAIL) == ISSUE_12
+    not_applicable = by_verdict(run, Verdict.NA)
+    assert {name for name in not_applicable if name.startswith("events.")} == {
+        check.name for check in selected_checks(opts) if check.group == "events"
+    }
+    assert "state.complete@completed" in not_applicable  # purged: no lock to hold it
+    assert "contexts.subscribe@watch" in not_applicable
+    assert status == 1

@@ -26,6 +26,7 @@ from ups.services.probe.datasets import (
     state_change,
     subscription,
 )
+from ups.services.probe.model import NotApplicable
 from ups.services.probe.session import DEFAULT_ROLES, Answer, Tracked
 from ups.services.uids import (
     UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
@@ -48,6 +49,8 @@ class CaseRun:
     status: int
     state: str | None = None
     state_status: int | None = None
+    locked: bool = False
+    """Whether the probe held a Deletion Lock on the UPS (the case asked, the SCP agreed)."""
 
 
 def cancel_request(requesting_ae: str) -> Dataset:
@@ -78,17 +81,22 @@ def _role(case: StatusCase) -> Role:
 async def run_case(ctx: ProbeContext, case: StatusCase) -> CaseRun:
     """Set up, send, and look at the state afterwards; SetupFailed if set-up failed."""
     item = await ctx.make(case.start, case.name, lock=case.lock and case.start is not None)
+    if case.lock and case.start in FINAL_STATES and not item.locked:
+        # No Deletion Lock (refused): the SCP may purge a finished UPS at once, and may.
+        status, _ = await ctx.session.state_of(item.iuid)
+        if not succeeded(status):
+            raise NotApplicable(f"the {case.start} UPS is gone; no Deletion Lock was granted")
     answer = await _send(ctx, case, item)
-    status = answer.status
+    status, locked = answer.status, item.locked
     if case.action is Action.GET and case.then is not None:
         state = None
         if answer.dataset is not None and "ProcedureStepState" in answer.dataset:
             state = str(answer.dataset.ProcedureStepState)
-        return CaseRun(status, state, status)
+        return CaseRun(status, state, status, locked)
     if case.then is None:
-        return CaseRun(status)
+        return CaseRun(status, locked=locked)
     state_status, state = await ctx.session.state_of(item.iuid)
-    return CaseRun(status, state, state_status)
+    return CaseRun(status, state, state_status, locked)
 
 
 async def _send(ctx: ProbeContext, case: StatusCase, item: Tracked) -> Answer:

@@ -11,9 +11,9 @@ groups use it for their rows of the same table.
 
 from __future__ import annotations
 
-from ups.dimse.status import describe
-from ups.services.conformance import STATUS_CASES, StatusCase
-from ups.services.probe.cases import run_case
+from ups.dimse.status import Status, describe
+from ups.services.conformance import FINAL_STATES, STATUS_CASES, Action, StatusCase, Variant
+from ups.services.probe.cases import CaseRun, run_case
 from ups.services.probe.context import ProbeContext
 from ups.services.probe.model import Check, Outcome, SetupFailed, Verdict, hex4, judge_status
 
@@ -36,6 +36,20 @@ def expected_text(case: StatusCase) -> str:
     return text
 
 
+def _purged(case: StatusCase, result: CaseRun) -> bool:
+    """Finished, unlocked and gone: an SCP may purge such a UPS at once (CC.2.1.3)."""
+    gone = result.state_status == Status.UPS_NO_SUCH_INSTANCE
+    return (
+        case.then in FINAL_STATES and not result.locked and gone and case.action is not Action.GET
+    )
+
+
+def _not_known(case: StatusCase, status: int) -> bool:
+    """A subscription refused because the SCP does not know our Receiving AE (C308)."""
+    ours = case.action is Action.SUBSCRIBE and case.variant is not Variant.UNKNOWN_AE
+    return ours and status == Status.UPS_UNKNOWN_RECEIVING_AE
+
+
 def case_check(case: StatusCase, group: str, prefix: str | None = None) -> Check:
     """A check that runs ``case`` and judges its status (and the state after, if asked).
 
@@ -49,11 +63,15 @@ def case_check(case: StatusCase, group: str, prefix: str | None = None) -> Check
             return Outcome(Verdict.NA, f"set-up failed: {exc}")
         verdict = judge_status(case, result.status)
         observed = hex4(result.status)
+        if verdict is Verdict.FAIL and _not_known(case, result.status):
+            return Outcome(Verdict.NA, f"{observed}: the SCP does not know AE {ctx.receiving_ae}")
         if case.then is not None:
             shown = result.state or f"N-GET {hex4(result.state_status)}"
-            observed += f", then {shown}"
-            if verdict is Verdict.PASS and result.state != case.then:
+            if _purged(case, result):
+                shown = "gone (no Deletion Lock: it may be)"
+            elif verdict is Verdict.PASS and result.state != case.then:
                 verdict = Verdict.FAIL
+            observed += f", then {shown}"
         return Outcome(verdict, observed, describe(result.status))
 
     return Check(
