@@ -91,7 +91,7 @@ async def ctx(tmp_path: Path) -> AsyncIterator[ProbeContext]:
                 quiet_period=0.2,
             )  # fmt: skip
             session = Session(options, "table")
-            await session.open()
+            await session.connect()
             try:
                 yield ProbeContext(options, session, inbox)
             finally:

@@ -69,7 +69,7 @@ async def negotiate(
     options = ctx.options
     config = replace(options.config, max_ops_invoked=window[0], max_ops_performed=window[1])
     rq = build_request(options.called_ae, options.calling_ae, contexts, config, roles=roles)
-    link = await RawLink.open(options.host, options.port, options.config.connect_timeout or 5.0)
+    link = await RawLink.connect(options.host, options.port, options.config.connect_timeout or 5.0)
     try:
         answer = await link.associate(rq, options.config.accept_timeout)
     except BaseException:

@@ -39,7 +39,7 @@ class LinkClosed(Exception):
 
 
 class RawLink:
-    """A TCP connection speaking PDUs; ``open`` connects, ``associate`` negotiates."""
+    """A TCP connection speaking PDUs; ``connect`` connects, ``associate`` negotiates."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -51,7 +51,7 @@ class RawLink:
         self._messages: list[tuple[int, Message | RejectedMessage]] = []
 
     @classmethod
-    async def open(cls, host: str, port: int, timeout: float) -> RawLink:
+    async def connect(cls, host: str, port: int, timeout: float) -> RawLink:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, port)
         return cls(reader, writer)

@@ -126,7 +126,7 @@ async def probe(
     ctx = ProbeContext(options, session, inbox, run.latencies)
     listening = inbox.port
     try:
-        await session.open()
+        await session.connect()
         target = f"{options.called_ae}@{options.host}:{options.port}"
         _say(options, err, f"{target} as {options.calling_ae}, run {run.run_id}; events to "
              f"{options.receiving_ae} on port {listening}")  # fmt: skip
@@ -137,6 +137,9 @@ async def probe(
             _say(options, err, f"[{index}/{len(checks)}] {check.name}: {result.verdict} "
                  f"({result.seconds * 1000:.0f} ms)")  # fmt: skip
         run.results.append(await _ask(ctx, _CLEANUP))
+        if ctx.lock_refused == 0xC308:
+            hint = f"the SCP does not know AE {options.receiving_ae}: configure it there"
+            _say(options, err, hint + " and --listen at that address (events, Deletion Locks)")
     finally:
         await session.close()
         await inbox.close()

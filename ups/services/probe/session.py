@@ -126,7 +126,7 @@ class Session:
 
     # ------------------------------------------------------------------ association
 
-    async def open(self) -> None:
+    async def connect(self) -> None:
         """(Re)connect; raises ``NetError`` when the SCP cannot be reached or refuses us."""
         if self._association is not None and self._association.is_established:
             return
@@ -176,7 +176,7 @@ class Session:
 
     async def send(self, role: Role, build: _Builder) -> Answer:
         """Build a request for ``role``'s context (message ID, transfer syntax), send it."""
-        await self.open()
+        await self.connect()
         association = self.association
         context = self.context(role)
         with quiet_pydicom():
@@ -189,7 +189,7 @@ class Session:
 
     async def echo(self) -> int:
         """C-ECHO on the Verification context: the status (the association is alive)."""
-        await self.open()
+        await self.connect()
         association = self.association
         context = association.context_for(VERIFICATION)
         request = CEchoRQ(association.new_message_id())
@@ -234,7 +234,7 @@ class Session:
 
     async def find(self, query: Dataset, role: Role = Role.PULL) -> FindAnswer:
         """C-FIND: every pending match, then the final status."""
-        await self.open()
+        await self.connect()
         association = self.association
         context = self.context(role)
         syntax = context.transfer_syntax
