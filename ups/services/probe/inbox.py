@@ -14,12 +14,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import ups
 from ups.dimse.datasets import TRANSFER_SYNTAXES, LazyDataset
-from ups.dimse.messages import NEventReportRQ, NEventReportRSP, Request, Response
+from ups.dimse.messages import MESSAGE_TYPES, NEventReportRQ, NEventReportRSP, Request, Response
 from ups.net.association import RequestContext
-from ups.net.responses import failure_response
 from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.services.events import EVENT_SOP_CLASSES, UPSEvent
@@ -28,6 +28,7 @@ from ups.services.uids import VERIFICATION
 __all__ = ["Arrival", "Inbox", "inbox_policy"]
 
 _UNRECOGNIZED_OPERATION = 0x0211
+_Answer = Callable[[int, int], Response]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,9 @@ class Inbox:
 
     def _on_request(self, request: Request, ctx: RequestContext) -> Response:
         if not isinstance(request, NEventReportRQ):
-            return failure_response(request, _UNRECOGNIZED_OPERATION, "events only")
+            # Its response class is its Command Field with the response bit (PS3.7 E.1).
+            answer = cast(_Answer, MESSAGE_TYPES[request.COMMAND_FIELD | 0x8000])
+            return answer(getattr(request, "message_id", 0), _UNRECOGNIZED_OPERATION)
         association = ctx.association
         raw = None
         if request.dataset:
