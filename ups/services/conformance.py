@@ -294,12 +294,14 @@ class StatusCase:
         if self.target is not None:
             parts.append(f"-> {self.target.value}")
         if self.action in (Action.CHANGE_STATE, Action.SET) and self.tuid is not Tuid.CORRECT:
-            parts.append(f"({self.tuid.value} Transaction UID)")
+            none = self.tuid is Tuid.NONE or self.start in (None, _S)  # none to get wrong
+            parts.append("(no Transaction UID)" if none else "(another Transaction UID)")
         if self.variant is not Variant.PLAIN:
             parts.append(f"({self.variant.value})")
         if self.role is not None:
             parts.append(f"on UPS {self.role.value.capitalize()}")
-        where = "a UPS that does not exist" if self.start is None else f"a {self.start} UPS"
+        article = "an" if self.start == _IP else "a"
+        where = "a UPS that does not exist" if self.start is None else f"{article} {self.start} UPS"
         return f"{' '.join(parts)} to {where}"
 
 
