@@ -36,6 +36,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     parser = build_parser()
     try:
+        words = list(sys.argv[1:] if argv is None else argv)
+        if words[:1] == ["probe"]:  # its own options: -q there is --quiet, not a key
+            from ups.cli import probe
+
+            return probe.run(words[1:], out)
         args = parser.parse_args(argv)
         if args.help:
             out.write(parser.format_help())

@@ -33,6 +33,7 @@ OPERATIONS = (
     "scp",
     "demo",
     "bench",
+    "probe",
 )
 ADDED = "[addition]"
 """What marks an option or operation the seed did not have."""
@@ -48,7 +49,8 @@ USAGE = (
     "       dcmups -L <aet>[@<host>]:<port> [options]\n"
     "       dcmups scp <aet>@<host>:<port> --db PATH [options]\n"
     "       dcmups demo\n"
-    "       dcmups bench <echo|find|get|event> <aet>@<host>:<port> [options]"
+    "       dcmups bench <echo|find|get|event> <aet>@<host>:<port> [options]\n"
+    "       dcmups probe <aet>@<host>:<port> [options]"
 )
 
 DESCRIPTION = """\
@@ -71,6 +73,8 @@ operations:
   demo         Run the seed's three workflows against a local SCP. [addition]
   bench        Benchmark a remote AE: dcmups bench <echo|find|get|event> <aet>@<host>:<port>
                [--ops N | --seconds T] [--assocs C] [--window W] [--json]. [addition]
+  probe        Conformance report for a UPS SCP: dcmups probe <aet>@<host>:<port> [--hostile]
+               [--json] [--report FILE.md]; see dcmups probe --help. [addition]
 """
 
 EPILOG = """\
