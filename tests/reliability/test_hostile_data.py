@@ -102,10 +102,12 @@ def test_no_path_or_command_is_built_from_peer_data() -> None:
     forbidden = re.compile(r"\b(subprocess|os\.system|os\.popen|Popen|shell=True|eval\(|exec\()")
     generates_code = PACKAGE / "pdu" / "fastinit.py"
     opens = re.compile(r"\b(open\(|Path\(|os\.path\.join|\.joinpath\()")
-    # The command line (options naming files: -f, --saml, secrets as file:, --db), TLS
-    # key stores, and the --users and --ae-config files it hands to the services.
+    # The command line (options naming files: -f, --saml, secrets as file:, --db, the
+    # probe's --report), TLS key stores, and the --users and --ae-config files it hands
+    # to the services.
     allowed_openers = {
         "configure.py",
+        "probe.py",
         "secrets.py",
         "tls.py",
         "files.py",
