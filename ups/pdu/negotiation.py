@@ -195,18 +195,69 @@ def negotiate(
             return IDENTITY_REJECTION, None
         if isinstance(verdict, bytes):
             identity_response = verdict
+    contexts = _answer_contexts(rq, policy)
+    window_rq = rq_info.async_ops_window
+    window_ac: AsyncOpsWindow | None = None
+    remote_invokes = local_invokes = 1
+    if window_rq is not None:
+        remote_invokes = _min_window(window_rq.max_ops_invoked, policy.max_ops_performed)
+        local_invokes = _min_window(window_rq.max_ops_performed, policy.max_ops_invoked)
+        window_ac = AsyncOpsWindow(remote_invokes, local_invokes)
+    identity = rq_info.user_identity_rq
+    identity_ac = None
+    response_due = identity is not None and identity.positive_response_requested
+    if response_due and identity_response is not None:
+        identity_ac = UserIdentityAC(identity_response)
+    ac = AAssociateAC(
+        called_ae_title=rq.called_ae_title,
+        calling_ae_title=rq.calling_ae_title,
+        presentation_contexts=tuple(contexts.answers),
+        user_information=UserInformation(
+            max_length=policy.max_pdata_length,
+            implementation_class_uid=policy.implementation_class_uid,
+            implementation_version_name=policy.implementation_version_name,
+            async_ops_window=window_ac,
+            role_selections=tuple(contexts.roles.values()),
+            user_identity_ac=identity_ac,
+        ),
+    )
+    negotiated = Negotiated(
+        requestor=False,
+        local_ae_title=rq.called_ae_title,
+        remote_ae_title=rq.calling_ae_title,
+        contexts=contexts.accepted,
+        local_max_pdata_length=policy.max_pdata_length,
+        remote_max_pdata_length=rq_info.max_length,
+        max_ops_local_invokes=local_invokes,
+        max_ops_remote_invokes=remote_invokes,
+        remote_implementation_class_uid=rq_info.implementation_class_uid,
+        remote_implementation_version_name=rq_info.implementation_version_name,
+        user_identity=identity,
+        rejected_contexts=contexts.rejected,
+    )
+    return ac, negotiated
 
-    proposed_roles = {role.sop_class_uid: role for role in rq_info.role_selections}
-    answers: list[PresentationContextAC] = []
-    accepted: dict[int, AcceptedContext] = {}
-    rejected: dict[int, ContextResult] = {}
-    role_replies: dict[str, RoleSelection] = {}
+
+@dataclass(slots=True)
+class _ContextAnswers:
+    """What the acceptor answers to the proposed presentation contexts (PS3.8 9.3.3.2)."""
+
+    answers: list[PresentationContextAC] = field(default_factory=list)
+    accepted: dict[int, AcceptedContext] = field(default_factory=dict)
+    rejected: dict[int, ContextResult] = field(default_factory=dict)
+    roles: dict[str, RoleSelection] = field(default_factory=dict)
+
+
+def _answer_contexts(rq: AAssociateRQ, policy: AcceptorPolicy) -> _ContextAnswers:
+    """Each proposed context accepted with its first supported transfer syntax, or refused
+    with the PS3.8 Table 9-18 result; SCP/SCU Role Selection answered per SOP class."""
+    proposed_roles = {role.sop_class_uid: role for role in rq.user_information.role_selections}
+    out = _ContextAnswers()
     for pc in rq.presentation_contexts:
         support = policy.supported.get(pc.abstract_syntax)
-        if support is None:
-            result = ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED
-            syntax = pc.transfer_syntaxes[0]
-        else:
+        syntax = ""
+        result = ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED
+        if support is not None:
             syntax = next(
                 (ts for ts in pc.transfer_syntaxes if ts in support.transfer_syntaxes), ""
             )
@@ -221,63 +272,18 @@ def negotiate(
             if asked is not None:
                 scu = asked.scu_role and support.requestor_scu
                 scp = asked.scp_role and support.requestor_scp
-                role_replies[pc.abstract_syntax] = RoleSelection(pc.abstract_syntax, scu, scp)
+                out.roles[pc.abstract_syntax] = RoleSelection(pc.abstract_syntax, scu, scp)
                 if not scu and not scp:
                     result = ContextResult.USER_REJECTION
             if result == ContextResult.ACCEPTANCE:
-                accepted[pc.context_id] = AcceptedContext(
+                out.accepted[pc.context_id] = AcceptedContext(
                     pc.context_id, pc.abstract_syntax, syntax, scu, scp
                 )
         if result != ContextResult.ACCEPTANCE:
-            rejected[pc.context_id] = result
+            out.rejected[pc.context_id] = result
             syntax = pc.transfer_syntaxes[0]
-        answers.append(PresentationContextAC(pc.context_id, result, syntax))
-
-    window_rq = rq_info.async_ops_window
-    window_ac: AsyncOpsWindow | None = None
-    remote_invokes = local_invokes = 1
-    if window_rq is not None:
-        remote_invokes = _min_window(window_rq.max_ops_invoked, policy.max_ops_performed)
-        local_invokes = _min_window(window_rq.max_ops_performed, policy.max_ops_invoked)
-        window_ac = AsyncOpsWindow(remote_invokes, local_invokes)
-
-    identity = rq_info.user_identity_rq
-    identity_ac = None
-    if (
-        identity is not None
-        and identity.positive_response_requested
-        and identity_response is not None
-    ):
-        identity_ac = UserIdentityAC(identity_response)
-
-    ac = AAssociateAC(
-        called_ae_title=rq.called_ae_title,
-        calling_ae_title=rq.calling_ae_title,
-        presentation_contexts=tuple(answers),
-        user_information=UserInformation(
-            max_length=policy.max_pdata_length,
-            implementation_class_uid=policy.implementation_class_uid,
-            implementation_version_name=policy.implementation_version_name,
-            async_ops_window=window_ac,
-            role_selections=tuple(role_replies.values()),
-            user_identity_ac=identity_ac,
-        ),
-    )
-    negotiated = Negotiated(
-        requestor=False,
-        local_ae_title=rq.called_ae_title,
-        remote_ae_title=rq.calling_ae_title,
-        contexts=accepted,
-        local_max_pdata_length=policy.max_pdata_length,
-        remote_max_pdata_length=rq_info.max_length,
-        max_ops_local_invokes=local_invokes,
-        max_ops_remote_invokes=remote_invokes,
-        remote_implementation_class_uid=rq_info.implementation_class_uid,
-        remote_implementation_version_name=rq_info.implementation_version_name,
-        user_identity=identity,
-        rejected_contexts=rejected,
-    )
-    return ac, negotiated
+        out.answers.append(PresentationContextAC(pc.context_id, result, syntax))
+    return out
 
 
 def evaluate_accept(rq: AAssociateRQ, ac: AAssociateAC) -> Negotiated:
