@@ -10,7 +10,7 @@ exception escapes ``decode_pdu``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from ups.pdu.enums import (
     AbortReason,
@@ -20,7 +20,6 @@ from ups.pdu.enums import (
     PDUType,
     RejectResult,
     RejectSource,
-    UserIdentityType,
 )
 from ups.pdu.errors import (
     InvalidParameter,
@@ -30,15 +29,8 @@ from ups.pdu.errors import (
 )
 from ups.pdu.fastinit import fast_new
 from ups.pdu.items import (
-    AsyncOpsWindow,
     PresentationContextAC,
     PresentationContextRQ,
-    RoleSelection,
-    SOPClassCommonExtendedNegotiation,
-    SOPClassExtendedNegotiation,
-    UnknownSubItem,
-    UserIdentityAC,
-    UserIdentityRQ,
     UserInformation,
 )
 from ups.pdu.pdus import (
@@ -52,73 +44,21 @@ from ups.pdu.pdus import (
     AReleaseRQ,
     PDataTF,
 )
+from ups.pdu.userinfo import (
+    decode_uid,
+    decode_user_information,
+    encode_user_information,
+    item,
+    iter_items,
+    uid_bytes,
+)
 
 _HEADER = struct.Struct(">BxL")
-_ITEM_HEADER = struct.Struct(">BxH")
-_U16 = struct.Struct(">H")
-_U32 = struct.Struct(">L")
 _PDV_HEADER = struct.Struct(">LBB")
 _ASSOC_FIXED = struct.Struct(">H2x16s16s32x")
 _FOUR_BYTES = struct.Struct(">xBBB")
 
-MAX_UID_LENGTH = 64
 AE_TITLE_LENGTH = 16
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _uid_bytes(uid: str) -> bytes:
-    return uid.encode("ascii")
-
-
-def _decode_uid(raw: bytes | memoryview, what: str, *, allow_empty: bool = False) -> str:
-    """A UID field: ASCII digits and dots; a trailing NUL pad is tolerated."""
-    data = bytes(raw).rstrip(b"\x00 ")
-    if not data and not allow_empty:
-        raise InvalidParameter(f"empty {what}")
-    if len(data) > MAX_UID_LENGTH:
-        raise InvalidParameter(f"{what} longer than 64 characters")
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        raise InvalidParameter(f"{what} is not ASCII") from None
-    if not text.replace(".", "").isdigit() and text:
-        raise InvalidParameter(f"{what} {text!r} is not a UID")
-    return text
-
-
-def _item(item_type: int, value: bytes) -> bytes:
-    if len(value) > 0xFFFF:
-        raise InvalidParameter(f"item 0x{item_type:02X} value longer than 65535 bytes")
-    return _ITEM_HEADER.pack(item_type, len(value)) + value
-
-
-def _iter_items(buf: memoryview, what: str) -> Iterator[tuple[int, memoryview]]:
-    """Walk a sequence of items with 2-byte lengths; lengths may not run past ``buf``."""
-    offset = 0
-    end = len(buf)
-    while offset < end:
-        if end - offset < 4:
-            raise InvalidParameter(f"truncated item header in {what}")
-        item_type, length = _ITEM_HEADER.unpack_from(buf, offset)
-        offset += 4
-        if offset + length > end:
-            raise InvalidParameter(
-                f"item 0x{item_type:02X} length {length} runs past the end of {what}"
-            )
-        yield item_type, buf[offset : offset + length]
-        offset += length
-
-
-def _u16_field(buf: memoryview, offset: int, what: str) -> tuple[bytes, int]:
-    """A field preceded by a 2-byte length; returns the field and the next offset."""
-    if offset + 2 > len(buf):
-        raise InvalidParameter(f"truncated {what} length")
-    (length,) = _U16.unpack_from(buf, offset)
-    offset += 2
-    if offset + length > len(buf):
-        raise InvalidParameter(f"{what} length {length} runs past its item")
-    return bytes(buf[offset : offset + length]), offset + length
 
 
 def check_ae_title(title: str, what: str = "AE title") -> None:
@@ -153,215 +93,18 @@ def _decode_ae(raw: bytes, what: str, *, strict: bool) -> str:
     return text
 
 
-# --------------------------------------------------------------------------- user information
-
-
-def _encode_user_information(ui: UserInformation) -> bytes:
-    parts = [
-        _item(ItemType.MAXIMUM_LENGTH, _U32.pack(ui.max_length)),
-        _item(ItemType.IMPLEMENTATION_CLASS_UID, _uid_bytes(ui.implementation_class_uid)),
-    ]
-    if ui.implementation_version_name is not None:
-        parts.append(
-            _item(
-                ItemType.IMPLEMENTATION_VERSION_NAME,
-                ui.implementation_version_name.encode("ascii"),
-            )
-        )
-    if ui.async_ops_window is not None:
-        window = ui.async_ops_window
-        parts.append(
-            _item(
-                ItemType.ASYNCHRONOUS_OPERATIONS_WINDOW,
-                struct.pack(">HH", window.max_ops_invoked, window.max_ops_performed),
-            )
-        )
-    for role in ui.role_selections:
-        uid = _uid_bytes(role.sop_class_uid)
-        parts.append(
-            _item(
-                ItemType.SCP_SCU_ROLE_SELECTION,
-                _U16.pack(len(uid)) + uid + bytes((role.scu_role, role.scp_role)),
-            )
-        )
-    for ext in ui.sop_class_extended:
-        uid = _uid_bytes(ext.sop_class_uid)
-        parts.append(
-            _item(
-                ItemType.SOP_CLASS_EXTENDED_NEGOTIATION,
-                _U16.pack(len(uid)) + uid + ext.service_class_application_information,
-            )
-        )
-    for common in ui.sop_class_common_extended:
-        sop = _uid_bytes(common.sop_class_uid)
-        service = _uid_bytes(common.service_class_uid)
-        related = b"".join(
-            _U16.pack(len(u)) + u for u in map(_uid_bytes, common.related_general_sop_classes)
-        )
-        value = (
-            _U16.pack(len(sop))
-            + sop
-            + _U16.pack(len(service))
-            + service
-            + _U16.pack(len(related))
-            + related
-        )
-        # Byte 2 of this sub-item's header is its version (0), so the header is the usual one.
-        parts.append(_item(ItemType.SOP_CLASS_COMMON_EXTENDED_NEGOTIATION, value))
-    if ui.user_identity_rq is not None:
-        ident = ui.user_identity_rq
-        parts.append(
-            _item(
-                ItemType.USER_IDENTITY_RQ,
-                bytes((ident.identity_type, ident.positive_response_requested))
-                + _U16.pack(len(ident.primary_field))
-                + ident.primary_field
-                + _U16.pack(len(ident.secondary_field))
-                + ident.secondary_field,
-            )
-        )
-    if ui.user_identity_ac is not None:
-        response = ui.user_identity_ac.server_response
-        parts.append(_item(ItemType.USER_IDENTITY_AC, _U16.pack(len(response)) + response))
-    for unknown in ui.unknown:
-        parts.append(_item(unknown.item_type, unknown.data))
-    return _item(ItemType.USER_INFORMATION, b"".join(parts))
-
-
-def _decode_role(value: memoryview) -> RoleSelection:
-    uid, offset = _u16_field(value, 0, "role selection UID")
-    if len(value) - offset != 2:
-        raise InvalidParameter("role selection item has the wrong length")
-    scu, scp = value[offset], value[offset + 1]
-    if scu > 1 or scp > 1:
-        raise InvalidParameter("role selection value is not 0 or 1")
-    return RoleSelection(_decode_uid(uid, "role selection UID"), bool(scu), bool(scp))
-
-
-def _decode_common_extended(value: memoryview) -> SOPClassCommonExtendedNegotiation:
-    sop, offset = _u16_field(value, 0, "common extended SOP class UID")
-    service, offset = _u16_field(value, offset, "service class UID")
-    related_raw, offset = _u16_field(value, offset, "related general SOP classes")
-    related: list[str] = []
-    view = memoryview(related_raw)
-    pos = 0
-    while pos < len(view):
-        uid, pos = _u16_field(view, pos, "related general SOP class UID")
-        related.append(_decode_uid(uid, "related general SOP class UID"))
-    return SOPClassCommonExtendedNegotiation(
-        _decode_uid(sop, "common extended SOP class UID"),
-        _decode_uid(service, "service class UID"),
-        tuple(related),
-    )
-
-
-def _decode_identity_rq(value: memoryview) -> UserIdentityRQ:
-    if len(value) < 2:
-        raise InvalidParameter("truncated user identity item")
-    try:
-        identity_type = UserIdentityType(value[0])
-    except ValueError:
-        raise InvalidParameter(f"unknown user identity type {value[0]}") from None
-    if value[1] > 1:
-        raise InvalidParameter("user identity positive-response-requested is not 0 or 1")
-    primary, offset = _u16_field(value, 2, "user identity primary field")
-    secondary, offset = _u16_field(value, offset, "user identity secondary field")
-    if offset != len(value):
-        raise InvalidParameter("user identity item has trailing bytes")
-    if not primary:
-        raise InvalidParameter("user identity primary field is empty")
-    return UserIdentityRQ(identity_type, bool(value[1]), primary, secondary)
-
-
-def _decode_user_information(value: memoryview) -> UserInformation:
-    max_length: int | None = None
-    class_uid: str | None = None
-    version: str | None = None
-    window: AsyncOpsWindow | None = None
-    roles: list[RoleSelection] = []
-    extended: list[SOPClassExtendedNegotiation] = []
-    common: list[SOPClassCommonExtendedNegotiation] = []
-    identity_rq: UserIdentityRQ | None = None
-    identity_ac: UserIdentityAC | None = None
-    unknown: list[UnknownSubItem] = []
-    seen: set[int] = set()
-
-    def once(kind: int) -> None:
-        if kind in seen:
-            raise UnexpectedParameter(f"duplicate user information sub-item 0x{kind:02X}")
-        seen.add(kind)
-
-    for kind, sub in _iter_items(value, "user information item"):
-        if kind == ItemType.MAXIMUM_LENGTH:
-            once(kind)
-            if len(sub) != 4:
-                raise InvalidParameter("maximum length sub-item is not 4 bytes")
-            (max_length,) = _U32.unpack_from(sub)
-        elif kind == ItemType.IMPLEMENTATION_CLASS_UID:
-            once(kind)
-            class_uid = _decode_uid(sub, "implementation class UID")
-        elif kind == ItemType.IMPLEMENTATION_VERSION_NAME:
-            once(kind)
-            if not 1 <= len(sub) <= 16:
-                raise InvalidParameter("implementation version name is not 1-16 bytes")
-            version = bytes(sub).decode("latin-1").rstrip(" \x00")
-        elif kind == ItemType.ASYNCHRONOUS_OPERATIONS_WINDOW:
-            once(kind)
-            if len(sub) != 4:
-                raise InvalidParameter("asynchronous operations window is not 4 bytes")
-            window = AsyncOpsWindow(*struct.unpack_from(">HH", sub))
-        elif kind == ItemType.SCP_SCU_ROLE_SELECTION:
-            roles.append(_decode_role(sub))
-        elif kind == ItemType.SOP_CLASS_EXTENDED_NEGOTIATION:
-            uid, offset = _u16_field(sub, 0, "extended negotiation SOP class UID")
-            extended.append(
-                SOPClassExtendedNegotiation(
-                    _decode_uid(uid, "extended negotiation SOP class UID"), bytes(sub[offset:])
-                )
-            )
-        elif kind == ItemType.SOP_CLASS_COMMON_EXTENDED_NEGOTIATION:
-            common.append(_decode_common_extended(sub))
-        elif kind == ItemType.USER_IDENTITY_RQ:
-            once(kind)
-            identity_rq = _decode_identity_rq(sub)
-        elif kind == ItemType.USER_IDENTITY_AC:
-            once(kind)
-            response, offset = _u16_field(sub, 0, "user identity server response")
-            if offset != len(sub):
-                raise InvalidParameter("user identity response has trailing bytes")
-            identity_ac = UserIdentityAC(response)
-        else:
-            unknown.append(UnknownSubItem(kind, bytes(sub)))
-    if max_length is None:
-        raise InvalidParameter("user information has no maximum length sub-item")
-    if class_uid is None:
-        raise InvalidParameter("user information has no implementation class UID")
-    return UserInformation(
-        max_length=max_length,
-        implementation_class_uid=class_uid,
-        implementation_version_name=version,
-        async_ops_window=window,
-        role_selections=tuple(roles),
-        sop_class_extended=tuple(extended),
-        sop_class_common_extended=tuple(common),
-        user_identity_rq=identity_rq,
-        user_identity_ac=identity_ac,
-        unknown=tuple(unknown),
-    )
-
-
 # --------------------------------------------------------------------------- association PDUs
 
 
 def _encode_context_rq(pc: PresentationContextRQ) -> bytes:
-    subs = [_item(ItemType.ABSTRACT_SYNTAX, _uid_bytes(pc.abstract_syntax))]
-    subs.extend(_item(ItemType.TRANSFER_SYNTAX, _uid_bytes(ts)) for ts in pc.transfer_syntaxes)
-    return _item(ItemType.PRESENTATION_CONTEXT_RQ, bytes((pc.context_id, 0, 0, 0)) + b"".join(subs))
+    subs = [item(ItemType.ABSTRACT_SYNTAX, uid_bytes(pc.abstract_syntax))]
+    subs.extend(item(ItemType.TRANSFER_SYNTAX, uid_bytes(ts)) for ts in pc.transfer_syntaxes)
+    return item(ItemType.PRESENTATION_CONTEXT_RQ, bytes((pc.context_id, 0, 0, 0)) + b"".join(subs))
 
 
 def _encode_context_ac(pc: PresentationContextAC) -> bytes:
-    ts = _item(ItemType.TRANSFER_SYNTAX, _uid_bytes(pc.transfer_syntax))
-    return _item(ItemType.PRESENTATION_CONTEXT_AC, bytes((pc.context_id, 0, pc.result, 0)) + ts)
+    ts = item(ItemType.TRANSFER_SYNTAX, uid_bytes(pc.transfer_syntax))
+    return item(ItemType.PRESENTATION_CONTEXT_AC, bytes((pc.context_id, 0, pc.result, 0)) + ts)
 
 
 def _check_context_id(context_id: int) -> None:
@@ -376,13 +119,13 @@ def _decode_context_rq(value: memoryview) -> PresentationContextRQ:
     _check_context_id(context_id)
     abstract: str | None = None
     transfer: list[str] = []
-    for kind, sub in _iter_items(value[4:], "presentation context item"):
+    for kind, sub in iter_items(value[4:], "presentation context item"):
         if kind == ItemType.ABSTRACT_SYNTAX:
             if abstract is not None:
                 raise UnexpectedParameter(f"context {context_id}: two abstract syntaxes")
-            abstract = _decode_uid(sub, "abstract syntax")
+            abstract = decode_uid(sub, "abstract syntax")
         elif kind == ItemType.TRANSFER_SYNTAX:
-            transfer.append(_decode_uid(sub, "transfer syntax"))
+            transfer.append(decode_uid(sub, "transfer syntax"))
         elif kind in _KNOWN_ITEMS:
             raise UnexpectedParameter(f"item 0x{kind:02X} inside a presentation context")
     if abstract is None:
@@ -402,14 +145,14 @@ def _decode_context_ac(value: memoryview) -> PresentationContextAC:
     except ValueError:
         raise InvalidParameter(f"presentation context result {value[2]} is invalid") from None
     transfer: str | None = None
-    for kind, sub in _iter_items(value[4:], "presentation context item"):
+    for kind, sub in iter_items(value[4:], "presentation context item"):
         if kind == ItemType.TRANSFER_SYNTAX:
             if transfer is not None:
                 raise UnexpectedParameter(f"context {context_id}: two transfer syntaxes")
             # Not significant (and not tested) unless the context was accepted.
             accepted = result == ContextResult.ACCEPTANCE
             transfer = (
-                _decode_uid(sub, "transfer syntax")
+                decode_uid(sub, "transfer syntax")
                 if accepted
                 else bytes(sub).decode("latin-1").rstrip("\x00 ")
             )
@@ -434,9 +177,9 @@ def _encode_associate(pdu: AAssociateRQ | AAssociateAC) -> bytes:
         _ASSOC_FIXED.pack(
             pdu.protocol_version, _encode_ae(pdu.called_ae_title), _encode_ae(pdu.calling_ae_title)
         )
-        + _item(ItemType.APPLICATION_CONTEXT, _uid_bytes(pdu.application_context))
+        + item(ItemType.APPLICATION_CONTEXT, uid_bytes(pdu.application_context))
         + contexts
-        + _encode_user_information(pdu.user_information)
+        + encode_user_information(pdu.user_information)
     )
 
 
@@ -452,13 +195,13 @@ def _decode_associate(body: memoryview, request: bool) -> AAssociateRQ | AAssoci
     rq_contexts: list[PresentationContextRQ] = []
     ac_contexts: list[PresentationContextAC] = []
     context_kind = ItemType.PRESENTATION_CONTEXT_RQ if request else ItemType.PRESENTATION_CONTEXT_AC
-    for kind, value in _iter_items(body[_ASSOC_FIXED.size :], what):
+    for kind, value in iter_items(body[_ASSOC_FIXED.size :], what):
         if kind == ItemType.APPLICATION_CONTEXT:
             if app_context is not None:
                 raise UnexpectedParameter(f"{what} has two application context items")
             if user_info is not None or rq_contexts or ac_contexts:
                 raise UnexpectedParameter(f"{what}: application context item out of order")
-            app_context = _decode_uid(value, "application context name")
+            app_context = decode_uid(value, "application context name")
         elif kind == context_kind:
             if user_info is not None:
                 raise UnexpectedParameter(f"{what}: presentation context after user information")
@@ -469,7 +212,7 @@ def _decode_associate(body: memoryview, request: bool) -> AAssociateRQ | AAssoci
         elif kind == ItemType.USER_INFORMATION:
             if user_info is not None:
                 raise UnexpectedParameter(f"{what} has two user information items")
-            user_info = _decode_user_information(value)
+            user_info = decode_user_information(value)
         elif kind in _KNOWN_ITEMS:
             raise UnexpectedParameter(f"item 0x{kind:02X} is not allowed in {what}")
         # Items of unknown type are skipped (PS3.8 §9.3.1).
