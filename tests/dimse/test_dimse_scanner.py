@@ -520,6 +520,11 @@ def test_json_of_pydicom_encoded_data_sets(nodes: tuple[Node, ...], syntax: str)
     assume(error is None)
     raw, error = outcome(lambda: encode_dataset(ds, syntax))
     assume(error is None)  # values pydicom reads but cannot write back (e.g. IS "abc")
+    if syntax == BIG:
+        # pydicom writes a UN of undefined length in big endian, delimiters included;
+        # PS3.5 §6.2.2 has its content in Implicit VR Little Endian, which the scanner
+        # reads (the one documented difference; see the module docstring).
+        assume(not any(e.VR == "UN" and e.is_undefined_length for e in ds.iterall()))
     assert_json_matches(raw, syntax)
 
 

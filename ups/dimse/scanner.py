@@ -211,6 +211,10 @@ def _tag(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
+def _over(limit: str, what: str) -> LimitExceeded:
+    return LimitExceeded(f"{limit}: {what}", limit)
+
+
 def _malformed(what: str, tag: int | None = None) -> DatasetError:
     return DatasetError(error_comment(what if tag is None else f"{what} in {_tag(tag)}"))
 
@@ -489,14 +493,9 @@ class _Scan:
         charset: _Charset,
         out: dict[str, Any] | None,
     ) -> int:
-        """Elements from ``pos`` to ``end``, or to an item delimiter if ``delimited``.
-
-        This is the event listener's hot loop, so its common path is written out in one
-        function, with locals for everything it touches per element: one ``unpack_from``
-        per header, a dictionary lookup for the VR, one converter call for the JSON value.
-        Anything rarer (UN, private and ambiguous VRs, undefined lengths, sequences,
-        binary values) is a method call away.
-        """
+        """Elements from ``pos`` to ``end`` (or an item delimiter if ``delimited``): the
+        listener's hot loop, one ``unpack_from`` and one VR lookup per element; anything
+        rare (UN, private, sequences, binary values, a character set) is a method away."""
         buf = self.buf
         header = codec.header.unpack_from
         implicit = codec.implicit
@@ -521,9 +520,7 @@ class _Scan:
             last = tag
             count += 1
             if count > max_elements:
-                raise LimitExceeded(
-                    f"max_elements: over {max_elements} data elements", "max_elements"
-                )
+                raise _over("max_elements", f"over {max_elements} data elements")
             start = pos + 8
             if implicit:
                 vr = _PUBLIC_VR.get(tag, "")
@@ -533,9 +530,8 @@ class _Scan:
                     length, start = self.long_length(pos, end, codec), pos + 12
                 if vr != "SQ" and vr != "UN" and tag in _SQ_TAGS:
                     raise _malformed(f"sequence sent as {vr}", tag)
-            items_codec: _Codec | None = codec
+            items_codec: _Codec | None = None if vr == "UN" else codec  # UN items: §6.2.2
             if not vr or vr == "UN":
-                items_codec = None if vr else codec  # UN content is §6.2.2's
                 vr = self.resolve(tag, vr, length, implicit, creators, charset)
             if length == _UNDEFINED or vr == "SQ":
                 self.elements = count
@@ -548,36 +544,54 @@ class _Scan:
             if pos > end:
                 raise _malformed(f"value of {length} bytes runs past the end", tag)
             if length > max_value:
-                raise LimitExceeded(
-                    f"max_value_length: {length} bytes in {_tag(tag)}", "max_value_length"
-                )
+                raise _over("max_value_length", f"{length} bytes in {_tag(tag)}")
             size = _SIZE.get(vr)
             if size is not None and length % size:
                 raise _malformed(f"{vr} length {length} not a multiple of {size}", tag)
-            if group & 1 and 0x10 <= elem <= 0xFF:
-                creators = creators or {}
-                creators[tag] = (start, pos, vr)
-            elif tag == _CHARSET:
-                if vr != "CS":  # PS3.6; pydicom fails on a number here, we on anything
-                    raise _malformed(f"Specific Character Set sent as {vr}")
-                charset = self.charset(start, pos, charset, out)
+            if group & 1 or tag == _CHARSET:
+                creators, charset = self.special(tag, vr, start, pos, creators, charset, out)
             if out is not None and elem:
-                key = _KEYS.get(tag) or _key(tag)
-                if start == pos:
-                    out[key] = {"vr": vr}
-                elif vr in _VIA_ATTRIBUTE:
-                    out[key] = self.attribute(tag, vr, start, pos, codec, charset)
-                else:
-                    try:
-                        values = _CONVERTERS[vr](buf[start:pos], codec, charset)
-                    except _Fallback:
-                        out[key] = self.fallback(tag, vr, start, pos, codec, charset)
-                    else:
-                        out[key] = {"vr": vr} if values is None else {"vr": vr, "Value": values}
+                out[_KEYS.get(tag) or _key(tag)] = (
+                    {"vr": vr}
+                    if start == pos
+                    else self.attribute(tag, vr, start, pos, codec, charset)
+                    if vr in _VIA_ATTRIBUTE
+                    else self.value(tag, vr, start, pos, codec, charset)
+                )
         self.elements = count
         if delimited:
             raise _malformed(f"item delimiter missing at byte {end}")
         return pos
+
+    def value(
+        self, tag: int, vr: str, start: int, pos: int, codec: _Codec, charset: _Charset
+    ) -> dict[str, Any]:
+        """One string or number value's JSON attribute (PS3.18 F.2.3)."""
+        try:
+            values = _CONVERTERS[vr](self.buf[start:pos], codec, charset)
+        except _Fallback:
+            return self.fallback(tag, vr, start, pos, codec, charset)
+        return {"vr": vr} if values is None else {"vr": vr, "Value": values}
+
+    def special(
+        self,
+        tag: int,
+        vr: str,
+        start: int,
+        pos: int,
+        creators: dict[int, tuple[int, int, str]] | None,
+        charset: _Charset,
+        out: dict[str, Any] | None,
+    ) -> tuple[dict[int, tuple[int, int, str]] | None, _Charset]:
+        """A private creator (remembered for its block's VRs) or the character set."""
+        if tag & 0x10000 and 0x10 <= tag & 0xFFFF <= 0xFF:
+            creators = creators or {}
+            creators[tag] = (start, pos, vr)
+        elif tag == _CHARSET:
+            if vr != "CS":  # PS3.6; pydicom fails on a number here, we on anything
+                raise _malformed(f"Specific Character Set sent as {vr}")
+            charset = self.charset(start, pos, charset, out)
+        return creators, charset
 
     def sequence_element(
         self,
