@@ -43,25 +43,15 @@ Descriptor) is missing; ``dataset_json``, which needs the VR, refuses it as pydi
 
 from __future__ import annotations
 
-import base64
-import math
 import struct
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
-from pydicom._private_dict import private_dictionaries
-from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.datadict import masks
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
-from pydicom.dataset import Dataset
+from pydicom.charset import convert_encodings
 from pydicom.filewriter import _AMBIGUOUS_US_SS_TAGS
-from pydicom.multival import MultiValue
-from pydicom.tag import _LUT_DESCRIPTOR_TAGS, BaseTag
-from pydicom.valuerep import TEXT_VR_DELIMS
+from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 
 from ups.dimse.datasets import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
@@ -70,7 +60,29 @@ from ups.dimse.datasets import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     inflate,
 )
-from ups.dimse.errors import DatasetError, LimitExceeded, error_comment
+from ups.dimse.errors import DatasetError, LimitExceeded
+from ups.dimse.scanvalues import (
+    BINARY,
+    CHARSET_VRS,
+    CONVERTERS,
+    FIXED,
+    OMITTED_BULK_DATA,
+    PUBLIC_VR,
+    SQ_TAGS,
+    TEXTUAL,
+    VIA_ATTRIBUTE,
+    VRS,
+    Charset,
+    Codec,
+    Fallback,
+    binary_attribute,
+    dictionary_vr,
+    json_model,
+    malformed,
+    private_dictionary_vr,
+    pydicom_attribute,
+    tag_text,
+)
 
 __all__ = ["DEFAULT_SCAN_LIMITS", "ScanLimits", "check_dataset", "dataset_json"]
 
@@ -103,7 +115,6 @@ class ScanLimits:
 DEFAULT_SCAN_LIMITS: Final = ScanLimits()
 DEFAULT_INLINE_LIMIT: Final = 1024 * 1024
 """Largest binary value written as InlineBinary (PS3.18 F.2.7); larger ones get a URI."""
-OMITTED_BULK_DATA: Final = "urn:dcmups:omitted-bulk-data:"
 
 _UNDEFINED: Final = 0xFFFFFFFF
 _ITEM: Final = 0xFFFEE000
@@ -112,52 +123,15 @@ _SEQUENCE_END: Final = 0xFFFEE0DD
 _DELIMITER_GROUP: Final = 0xFFFE
 _CHARSET: Final = 0x00080005
 _UN_LENGTH_CEILING: Final = 0xFFFF  # pydicom trusts UN over the dictionary from here
-_MAX_EXACT_INT: Final = 2**53  # every integer up to here is exact as a float
 
-# PS3.5 Table 6.2-1; the second set uses a 2-byte reserved field and a 4-byte length.
-_VRS: Final = frozenset(
-    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI "
-    "UL UN UR US UT UV".split()
-)
 _LONG_VRS: Final = frozenset("OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
-_EXPLICIT: Final = {vr.encode("ascii"): (vr, vr in _LONG_VRS) for vr in _VRS}
-_FIXED: Final = {
-    "US": "H",
-    "SS": "h",
-    "UL": "L",
-    "SL": "l",
-    "FL": "f",
-    "FD": "d",
-    "SV": "q",
-    "UV": "Q",
-}
-_SIZE: Final = {vr: struct.calcsize("<" + code) for vr, code in _FIXED.items()}
-_BINARY: Final = frozenset("OB OD OF OL OV OW UN".split())
-_SQ_TAGS: Final = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
-# The hot path's Implicit VR table; VRs that need a second look (ambiguous ones such as
-# "US or SS", UN) are left out and found by ``_Scan.resolve``.
-_PUBLIC_VR: Final[dict[int, str]] = {
-    tag: entry[0] for tag, entry in DicomDictionary.items() if entry[0] in _VRS - {"UN"}
-}
+_EXPLICIT: Final = {vr.encode("ascii"): (vr, vr in _LONG_VRS) for vr in VRS}
+_SIZE: Final = {vr: struct.calcsize("<" + code) for vr, code in FIXED.items()}
 
 
-class _Codec:
-    """How a stretch of bytes is encoded: explicit VR or not, and byte order."""
-
-    __slots__ = ("implicit", "little", "endian", "header", "item", "long")
-
-    def __init__(self, implicit: bool, little: bool) -> None:
-        self.implicit = implicit
-        self.little = little
-        self.endian = "<" if little else ">"
-        self.header = struct.Struct(self.endian + ("HHL" if implicit else "HH2sH"))
-        self.item = struct.Struct(self.endian + "HHL")
-        self.long = struct.Struct(self.endian + "L")
-
-
-_IMPLICIT_LE: Final = _Codec(True, True)
-_EXPLICIT_LE: Final = _Codec(False, True)
-_EXPLICIT_BE: Final = _Codec(False, False)
+_IMPLICIT_LE: Final = Codec(True, True)
+_EXPLICIT_LE: Final = Codec(False, True)
+_EXPLICIT_BE: Final = Codec(False, False)
 _SYNTAXES: Final = {
     IMPLICIT_VR_LITTLE_ENDIAN: (_IMPLICIT_LE, False),
     EXPLICIT_VR_LITTLE_ENDIAN: (_EXPLICIT_LE, False),
@@ -166,29 +140,14 @@ _SYNTAXES: Final = {
 }
 
 
-class _Charset:
-    """A data set's Specific Character Set: a Python codec we decode with ourselves, or
-    ``None`` when only pydicom's decoder (code extensions, PS3.5 §6.1.2.5) will do."""
-
-    __slots__ = ("codec", "encodings")
-
-    def __init__(self, codec: str | None, encodings: list[str]) -> None:
-        self.codec = codec
-        self.encodings = encodings
-
-
 # pydicom's own encoding names for the three we decode natively (PS3.3 C.12.1.1.2).
-_DEFAULT_CHARSET: Final = _Charset("latin-1", ["iso8859"])
+_DEFAULT_CHARSET: Final = Charset("latin-1", ["iso8859"])
 _NATIVE_CHARSETS: Final = {
     "": _DEFAULT_CHARSET,
     "ISO_IR 6": _DEFAULT_CHARSET,
-    "ISO_IR 100": _Charset("latin-1", ["latin_1"]),
-    "ISO_IR 192": _Charset("utf-8", ["UTF8"]),
+    "ISO_IR 100": Charset("latin-1", ["latin_1"]),
+    "ISO_IR 192": Charset("utf-8", ["UTF8"]),
 }
-
-
-class _Fallback(Exception):
-    """A value our converters do not mirror: pydicom converts this one element."""
 
 
 class _WholeDataset(Exception):
@@ -207,63 +166,15 @@ def _key(tag: int) -> str:
     return key
 
 
-def _tag(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-
-
 def _over(limit: str, what: str) -> LimitExceeded:
     return LimitExceeded(f"{limit}: {what}", limit)
-
-
-def _malformed(what: str, tag: int | None = None) -> DatasetError:
-    return DatasetError(error_comment(what if tag is None else f"{what} in {_tag(tag)}"))
 
 
 # --- VRs of Implicit VR elements (PS3.5 §7.1.3, §6.2.2) --------------------------------
 
 
-def _repeater_table() -> dict[int, list[tuple[int, int, str]]]:
-    """Repeating-group masks (50xx, 60xx, ...) by group, in pydicom's matching order.
-
-    pydicom tries all 88 masks for every unknown tag; grouping them keeps a data set of
-    many unknown tags linear with a small constant.
-    """
-    table: dict[int, list[tuple[int, int, str]]] = {}
-    for mask_x, (mask1, mask2) in masks.items():
-        group = mask_x[:4]
-        key = int(group[:2], 16) << 8 | 0x10000 if group.endswith("xx") else int(group, 16)
-        table.setdefault(key, []).append((mask1, mask2, RepeatersDictionary[mask_x][0]))
-    return table
-
-
-_REPEATERS: Final = _repeater_table()
-
-
-def _repeater_vr(tag: int) -> str | None:
-    group = tag >> 16
-    for key in (group, (group & 0xFF00) | 0x10000):
-        for mask1, mask2, vr in _REPEATERS.get(key, ()):
-            if (tag ^ mask1) & mask2 == 0:
-                return vr
-    return None
-
-
 @lru_cache(maxsize=1024)
-def _private_dictionary_vr(tag: int, creator: str) -> str:
-    """pydicom's private dictionary lookup (element block agnostic, PS3.5 §7.8.1)."""
-    entries = private_dictionaries.get(creator)
-    if entries is None:
-        return "UN"
-    group, elem = f"{tag >> 16:04X}", f"{tag & 0xFFFF:04X}"
-    for key in (group + elem, f"{group}xx{elem[2:]}", f"{group[:2]}xxxx{elem[2:]}"):
-        entry = entries.get(key)
-        if entry is not None:
-            vr = str(entry[0])
-            return vr if vr in _VRS or " or " in vr else "UN"
-    return "UN"
-
-
-def _sniff(buf: bytes, start: int, end: int) -> _Codec:
+def _sniff(buf: bytes, start: int, end: int) -> Codec:
     """pydicom's guess for an item of a UN sequence: explicit if a VR seems to be there.
 
     Bytes 4-5 of an Implicit VR header are the low half of a length, two capital letters
@@ -277,198 +188,7 @@ def _sniff(buf: bytes, start: int, end: int) -> _Codec:
 
 # --- value converters: the DICOM JSON "Value" of each VR (PS3.18 F.2.3) -----------------
 # Each mirrors pydicom's converter and to_json_dict for the values they agree on and
-# raises _Fallback for the rest; None means "no value" (F.2.5).
-
-_Converter = Callable[[bytes, _Codec, _Charset], list[Any] | None]
-
-
-def _decode(data: bytes, charset: _Charset) -> str:
-    codec = charset.codec
-    if codec is not None and 0x1B not in data:
-        try:
-            return data.decode(codec)
-        except UnicodeDecodeError:  # pydicom warns and replaces too
-            return data.decode(codec, "replace")
-    return str(decode_bytes(data, charset.encodings, TEXT_VR_DELIMS))
-
-
-def _strings(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    text = data.decode("latin-1").rstrip(" \x00")
-    return text.split("\\") if text else None
-
-
-def _uids(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    text = data.decode("latin-1").rstrip(" \x00")
-    if "\\" not in text:  # the usual single UID, without a list comprehension
-        text = text.strip()
-        return [text] if text else None
-    return [value.strip() for value in text.split("\\")]
-
-
-def _application_entities(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    values = [value.strip() for value in data.decode("latin-1").split("\\")]
-    return values if len(values) > 1 or values[0] else None
-
-
-def _uri(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    text = data.decode("latin-1").rstrip()
-    return [text] if text else None
-
-
-def _texts(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    text = _decode(data, charset)
-    if "\\" not in text:  # the usual single value, without a list comprehension
-        text = text.rstrip("\0 ")
-        return [text] if text else None
-    return [value.rstrip("\0 ") for value in text.split("\\")]
-
-
-def _text(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    text = _decode(data, charset).rstrip("\0 ")
-    return [text] if text else None
-
-
-def _person_names(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    if charset.codec is None or 0x1B in data:
-        raise _Fallback  # code extensions switch per component group (PS3.5 §6.1.2.5.3)
-    names = _decode(data.rstrip(b"\x00 "), charset).split("\\")
-    if len(names) == 1 and not names[0]:
-        return None
-    values: list[Any] = []
-    for name in names:
-        groups = name.split("=")
-        while groups and not groups[-1]:
-            groups.pop()
-        if not groups:
-            raise _Fallback  # pydicom cannot give this one a JSON form
-        value = {"Alphabetic": groups[0]}
-        if len(groups) > 1:
-            value["Ideographic"] = groups[1]
-            if len(groups) > 2:
-                value["Phonetic"] = groups[2]
-        values.append(value)
-    return values
-
-
-def _integer(text: str) -> int:
-    """IS as pydicom reads it: an int, or a finite decimal number truncated."""
-    try:
-        number = int(text)
-    except ValueError:
-        try:
-            real = float(text)
-        except ValueError:
-            raise _Fallback from None
-        if not math.isfinite(real):
-            raise _Fallback from None
-        return int(real)
-    if -_MAX_EXACT_INT <= number <= _MAX_EXACT_INT:
-        return number
-    raise _Fallback  # pydicom compares with float(text) and may change its mind
-
-
-def _integer_strings(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    parts = data.decode("latin-1").rstrip(" \x00").split("\\")
-    if len(parts) == 1 and not parts[0]:
-        return None
-    return [_integer(part) for part in parts]
-
-
-def _decimal_strings(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    parts = data.decode("latin-1").strip().rstrip(" \x00").split("\\")
-    if len(parts) == 1 and not parts[0]:
-        return None
-    try:
-        return [float(part) for part in parts]
-    except ValueError:
-        raise _Fallback from None
-
-
-def _tags(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-    if len(data) % 4:
-        raise _Fallback  # pydicom truncates with a warning, or reads it as text
-    halves = struct.unpack(f"{codec.endian}{len(data) // 2}H", data)
-    return [f"{halves[i]:04X}{halves[i + 1]:04X}" for i in range(0, len(halves), 2)]
-
-
-def _numbers(code: str) -> _Converter:
-    size = struct.calcsize("<" + code)
-    one = {endian: struct.Struct(endian + code).unpack for endian in "<>"}
-
-    def convert(data: bytes, codec: _Codec, charset: _Charset) -> list[Any] | None:
-        if len(data) == size:
-            return [one[codec.endian](data)[0]]
-        return list(struct.unpack(f"{codec.endian}{len(data) // size}{code}", data))
-
-    return convert
-
-
-_CONVERTERS: Final[dict[str, _Converter]] = {
-    **dict.fromkeys(("AS", "CS", "DA", "DT", "TM"), _strings),
-    **dict.fromkeys(("SH", "LO", "UC"), _texts),
-    **dict.fromkeys(("ST", "LT", "UT"), _text),
-    **{vr: _numbers(code) for vr, code in _FIXED.items()},
-    "AE": _application_entities,
-    "UI": _uids,
-    "UR": _uri,
-    "PN": _person_names,
-    "IS": _integer_strings,
-    "DS": _decimal_strings,
-    "AT": _tags,
-}
-_VIA_ATTRIBUTE: Final = _BINARY | {"SS"}
-_TEXTUAL: Final = frozenset("AE AS CS DA DT TM UI UR SH LO UC ST LT UT".split())
-_CHARSET_VRS: Final = frozenset({"SH", "LO", "UC", "ST", "LT", "UT", "PN", "SQ"})
-
-
-# --- pydicom, where our converters step aside --------------------------------------------
-
-
-def _json_model(ds: Dataset, inline_limit: int) -> dict[str, Any]:
-    """``services.output.to_json_model`` over a pydicom data set (it lives above us)."""
-    return {
-        f"{elem.tag:08X}": _json_attribute(elem, inline_limit) for elem in ds if elem.tag & 0xFFFF
-    }
-
-
-def _json_attribute(elem: DataElement, inline_limit: int) -> dict[str, Any]:
-    vr = str(elem.VR).split(" or ")[0]
-    if vr == "SQ":
-        items = [_json_model(item, inline_limit) for item in elem.value]
-        return {"vr": vr, "Value": items} if items else {"vr": vr}
-    if elem.is_empty:
-        return {"vr": vr}
-    value = elem.value
-    if isinstance(value, bytes | bytearray) and vr in _BINARY:
-        return _binary(vr, value, inline_limit)
-    try:
-        attr: dict[str, Any] = elem.to_json_dict(None, 0)
-    except Exception:  # a value pydicom cannot put in JSON: its text form, as output does
-        values = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
-        attr = {"Value": [str(v) for v in values]}
-    return {"vr": vr, **{key: v for key, v in attr.items() if key != "vr"}}
-
-
-def _binary(vr: str, value: bytes | bytearray | memoryview, inline_limit: int) -> dict[str, Any]:
-    if len(value) > inline_limit:
-        return {"vr": vr, "BulkDataURI": f"{OMITTED_BULK_DATA}{len(value)}"}
-    return {"vr": vr, "InlineBinary": base64.b64encode(value).decode("ascii")}
-
-
-def _pydicom_attribute(
-    tag: int, vr: str, data: bytes, codec: _Codec, charset: _Charset, inline_limit: int
-) -> dict[str, Any]:
-    """One element as pydicom converts it: exact where our converters step aside."""
-    raw = RawDataElement(BaseTag(tag), vr, len(data), data, 0, codec.implicit, codec.little)
-    try:
-        return _json_attribute(
-            convert_raw_data_element(raw, encoding=charset.encodings), inline_limit
-        )
-    except Exception as exc:
-        raise _malformed(f"cannot convert {_tag(tag)}: {type(exc).__name__}") from exc
-
-
-# --- the scan -----------------------------------------------------------------------------
+# raises Fallback for the rest; None means "no value" (F.2.5).
 
 
 class _Scan:
@@ -489,8 +209,8 @@ class _Scan:
         end: int,
         delimited: bool,
         depth: int,
-        codec: _Codec,
-        charset: _Charset,
+        codec: Codec,
+        charset: Charset,
         out: dict[str, Any] | None,
     ) -> int:
         """Elements from ``pos`` to ``end`` (or an item delimiter if ``delimited``): the
@@ -506,7 +226,7 @@ class _Scan:
         creators: dict[int, tuple[int, int, str]] | None = None
         while pos < end:
             if end - pos < 8:
-                raise _malformed(f"truncated element header at byte {pos}")
+                raise malformed(f"truncated element header at byte {pos}")
             if implicit:
                 group, elem, length = header(buf, pos)
             else:
@@ -523,14 +243,14 @@ class _Scan:
                 raise _over("max_elements", f"over {max_elements} data elements")
             start = pos + 8
             if implicit:
-                vr = _PUBLIC_VR.get(tag, "")
+                vr = PUBLIC_VR.get(tag, "")
             else:
                 vr, long = _EXPLICIT.get(vr_bytes) or self.bad_vr(tag, vr_bytes)
                 if long:
                     length, start = self.long_length(pos, end, codec), pos + 12
-                if vr != "SQ" and vr != "UN" and tag in _SQ_TAGS:
-                    raise _malformed(f"sequence sent as {vr}", tag)
-            items_codec: _Codec | None = None if vr == "UN" else codec  # UN items: §6.2.2
+                if vr != "SQ" and vr != "UN" and tag in SQ_TAGS:
+                    raise malformed(f"sequence sent as {vr}", tag)
+            items_codec: Codec | None = None if vr == "UN" else codec  # UN items: §6.2.2
             if not vr or vr == "UN":
                 vr = self.resolve(tag, vr, length, implicit, creators, charset)
             if length == _UNDEFINED or vr == "SQ":
@@ -542,12 +262,12 @@ class _Scan:
                 continue
             pos = start + length
             if pos > end:
-                raise _malformed(f"value of {length} bytes runs past the end", tag)
+                raise malformed(f"value of {length} bytes runs past the end", tag)
             if length > max_value:
-                raise _over("max_value_length", f"{length} bytes in {_tag(tag)}")
+                raise _over("max_value_length", f"{length} bytes in {tag_text(tag)}")
             size = _SIZE.get(vr)
             if size is not None and length % size:
-                raise _malformed(f"{vr} length {length} not a multiple of {size}", tag)
+                raise malformed(f"{vr} length {length} not a multiple of {size}", tag)
             if group & 1 or tag == _CHARSET:
                 creators, charset = self.special(tag, vr, start, pos, creators, charset, out)
             if out is not None and elem:
@@ -555,21 +275,21 @@ class _Scan:
                     {"vr": vr}
                     if start == pos
                     else self.attribute(tag, vr, start, pos, codec, charset)
-                    if vr in _VIA_ATTRIBUTE
+                    if vr in VIA_ATTRIBUTE
                     else self.value(tag, vr, start, pos, codec, charset)
                 )
         self.elements = count
         if delimited:
-            raise _malformed(f"item delimiter missing at byte {end}")
+            raise malformed(f"item delimiter missing at byte {end}")
         return pos
 
     def value(
-        self, tag: int, vr: str, start: int, pos: int, codec: _Codec, charset: _Charset
+        self, tag: int, vr: str, start: int, pos: int, codec: Codec, charset: Charset
     ) -> dict[str, Any]:
         """One string or number value's JSON attribute (PS3.18 F.2.3)."""
         try:
-            values = _CONVERTERS[vr](self.buf[start:pos], codec, charset)
-        except _Fallback:
+            values = CONVERTERS[vr](self.buf[start:pos], codec, charset)
+        except Fallback:
             return self.fallback(tag, vr, start, pos, codec, charset)
         return {"vr": vr} if values is None else {"vr": vr, "Value": values}
 
@@ -580,16 +300,16 @@ class _Scan:
         start: int,
         pos: int,
         creators: dict[int, tuple[int, int, str]] | None,
-        charset: _Charset,
+        charset: Charset,
         out: dict[str, Any] | None,
-    ) -> tuple[dict[int, tuple[int, int, str]] | None, _Charset]:
+    ) -> tuple[dict[int, tuple[int, int, str]] | None, Charset]:
         """A private creator (remembered for its block's VRs) or the character set."""
         if tag & 0x10000 and 0x10 <= tag & 0xFFFF <= 0xFF:
             creators = creators or {}
             creators[tag] = (start, pos, vr)
         elif tag == _CHARSET:
             if vr != "CS":  # PS3.6; pydicom fails on a number here, we on anything
-                raise _malformed(f"Specific Character Set sent as {vr}")
+                raise malformed(f"Specific Character Set sent as {vr}")
             charset = self.charset(start, pos, charset, out)
         return creators, charset
 
@@ -601,44 +321,44 @@ class _Scan:
         length: int,
         end: int,
         depth: int,
-        codec: _Codec | None,
-        charset: _Charset,
+        codec: Codec | None,
+        charset: Charset,
         out: dict[str, Any] | None,
     ) -> int:
         """A sequence of defined length, or any element of undefined length."""
         if tag == _CHARSET:
-            raise _malformed(f"Specific Character Set sent as {vr}")
+            raise malformed(f"Specific Character Set sent as {vr}")
         if length == _UNDEFINED:
             return self.undefined(tag, vr, start, end, depth, codec, charset, out)
         pos = start + length
         if pos > end:
-            raise _malformed(f"value of {length} bytes runs past the end", tag)
+            raise malformed(f"value of {length} bytes runs past the end", tag)
         items = self.sequence(tag, start, pos, False, depth, codec, charset)[1]
         if out is not None and tag & 0xFFFF:
             out[_key(tag)] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
         return pos
 
     def bad_vr(self, tag: int, vr_bytes: bytes) -> tuple[str, bool]:
-        raise _malformed(f"unknown VR {vr_bytes!r}", tag)
+        raise malformed(f"unknown VR {vr_bytes!r}", tag)
 
-    def long_length(self, pos: int, end: int, codec: _Codec) -> int:
+    def long_length(self, pos: int, end: int, codec: Codec) -> int:
         """The 4-byte length after a 2-byte reserved field (PS3.5 Table 7.1-1)."""
         if end - pos < 12:
-            raise _malformed(f"truncated element header at byte {pos}")
+            raise malformed(f"truncated element header at byte {pos}")
         length: int = codec.long.unpack_from(self.buf, pos + 8)[0]
         return length
 
     def misplaced(self, tag: int, last: int) -> DatasetError:
         if tag >> 16 == _DELIMITER_GROUP:
-            return _malformed(f"misplaced {_tag(tag)} after {_tag(last)}")
+            return malformed(f"misplaced {tag_text(tag)} after {tag_text(last)}")
         if tag == last:
-            return _malformed(f"{_tag(tag)} occurs twice")
-        return _malformed(f"{_tag(tag)} out of order after {_tag(last)}")
+            return malformed(f"{tag_text(tag)} occurs twice")
+        return malformed(f"{tag_text(tag)} out of order after {tag_text(last)}")
 
-    def item_end(self, pos: int, codec: _Codec) -> int:
+    def item_end(self, pos: int, codec: Codec) -> int:
         length = codec.item.unpack_from(self.buf, pos)[2]
         if length:
-            raise _malformed(f"item delimiter length {length} is not 0")
+            raise malformed(f"item delimiter length {length} is not 0")
         return pos + 8
 
     def resolve(
@@ -648,14 +368,14 @@ class _Scan:
         length: int,
         implicit: bool,
         creators: dict[int, tuple[int, int, str]] | None,
-        charset: _Charset,
+        charset: Charset,
     ) -> str:
         """The VR pydicom gives an Implicit VR element, or an explicit UN it recognises."""
         if implicit or length != _UNDEFINED:
             if tag >> 16 & 1:
                 vr = self.private_vr(tag, creators, charset)
             elif implicit or length < _UN_LENGTH_CEILING:
-                known = _dictionary_vr(tag)
+                known = dictionary_vr(tag)
                 vr = known or ("UL" if implicit and not tag & 0xFFFF else "UN")
         if " or " in vr:
             if self.json:
@@ -665,7 +385,7 @@ class _Scan:
         return vr
 
     def private_vr(
-        self, tag: int, creators: dict[int, tuple[int, int, str]] | None, charset: _Charset
+        self, tag: int, creators: dict[int, tuple[int, int, str]] | None, charset: Charset
     ) -> str:
         """pydicom's VR for a private element: creators are LO, the rest by dictionary."""
         elem = tag & 0xFFFF
@@ -674,26 +394,26 @@ class _Scan:
         if not creators or not elem & 0xFF00:
             return "UN"
         creator = creators.get((tag & 0xFFFF0000) | elem >> 8)
-        if creator is None or creator[2] not in _TEXTUAL:
+        if creator is None or creator[2] not in TEXTUAL:
             return "UN"  # pydicom looks a non-text creator up and finds nothing
         start, end, vr = creator
-        names = _CONVERTERS[vr](self.buf[start:end], _IMPLICIT_LE, charset)
-        return _private_dictionary_vr(tag, names[0]) if names and len(names) == 1 else "UN"
+        names = CONVERTERS[vr](self.buf[start:end], _IMPLICIT_LE, charset)
+        return private_dictionary_vr(tag, names[0]) if names and len(names) == 1 else "UN"
 
     def charset(
-        self, start: int, end: int, charset: _Charset, out: dict[str, Any] | None
-    ) -> _Charset:
+        self, start: int, end: int, charset: Charset, out: dict[str, Any] | None
+    ) -> Charset:
         """Specific Character Set (0008,0005) for this data set and its items."""
         text = self.buf[start:end].decode("latin-1").rstrip(" \x00")
         found = _NATIVE_CHARSETS.get(text)
         if found is None:
             names = text.split("\\")
             try:
-                found = _Charset(None, convert_encodings(names[0] if len(names) == 1 else names))
+                found = Charset(None, convert_encodings(names[0] if len(names) == 1 else names))
             except Exception as exc:  # as pydicom's reader fails on it
-                raise _malformed("Specific Character Set unusable") from exc
+                raise malformed("Specific Character Set unusable") from exc
         if out and found.encodings != charset.encodings:
-            if any(attr["vr"] in _CHARSET_VRS for attr in out.values()):
+            if any(attr["vr"] in CHARSET_VRS for attr in out.values()):
                 raise _WholeDataset  # text before (0008,0005) is decoded with it too
         return found
 
@@ -704,28 +424,28 @@ class _Scan:
         start: int,
         end: int,
         depth: int,
-        codec: _Codec | None,
-        charset: _Charset,
+        codec: Codec | None,
+        charset: Charset,
         out: dict[str, Any] | None,
     ) -> int:
         """An undefined length: a sequence (PS3.5 §7.5.2), or in Implicit VR, pydicom's
         empty value of an unknown tag that is closed at once."""
         if codec is not None and codec.implicit:
-            known = _dictionary_vr(tag)
+            known = dictionary_vr(tag)
             if known is None:  # pydicom looks at what follows
                 following = codec.item.unpack_from(self.buf, start) if end - start >= 8 else None
                 if following is not None and following[:2] == (_DELIMITER_GROUP, 0xE0DD):
                     if following[2]:
-                        raise _malformed(f"delimiter length {following[2]} is not 0", tag)
+                        raise malformed(f"delimiter length {following[2]} is not 0", tag)
                     if out is not None and tag & 0xFFFF:
                         out[_key(tag)] = {"vr": vr}
                     return start + 8
                 if following is None or following[:2] != (_DELIMITER_GROUP, 0xE000):
-                    raise _malformed("undefined length without items", tag)
+                    raise malformed("undefined length without items", tag)
             elif known != "SQ":
-                raise _malformed(f"undefined length on {known}", tag)
+                raise malformed(f"undefined length on {known}", tag)
         elif vr != "SQ" and vr != "UN":
-            raise _malformed(f"undefined length on {vr}", tag)
+            raise malformed(f"undefined length on {vr}", tag)
         pos, items = self.sequence(tag, start, end, True, depth, codec, charset)
         if out is not None and tag & 0xFFFF:
             out[_key(tag)] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
@@ -738,8 +458,8 @@ class _Scan:
         end: int,
         delimited: bool,
         depth: int,
-        codec: _Codec | None,
-        charset: _Charset,
+        codec: Codec | None,
+        charset: Charset,
     ) -> tuple[int, list[Any] | None]:
         """Items (PS3.5 §7.5.1); ``codec`` None reads a UN sequence's items (§6.2.2)."""
         buf = self.buf
@@ -749,27 +469,27 @@ class _Scan:
         count = 0
         while pos < end:
             if end - pos < 8:
-                raise _malformed(f"truncated item header at byte {pos}")
+                raise malformed(f"truncated item header at byte {pos}")
             group, elem, length = item_header(buf, pos)
             if group << 16 | elem != _ITEM:
                 if delimited and group << 16 | elem == _SEQUENCE_END:
                     if length:
-                        raise _malformed(f"delimiter length {length} is not 0", tag)
+                        raise malformed(f"delimiter length {length} is not 0", tag)
                     return pos + 8, items
-                raise _malformed("expected an item", tag)
+                raise malformed("expected an item", tag)
             count += 1
             if count > limits.max_items:
                 raise LimitExceeded(
-                    f"max_items: over {limits.max_items} items in {_tag(tag)}", "max_items"
+                    f"max_items: over {limits.max_items} items in {tag_text(tag)}", "max_items"
                 )
             if depth >= limits.max_depth:
                 raise LimitExceeded(
-                    f"max_depth: items nested over {limits.max_depth} deep in {_tag(tag)}",
+                    f"max_depth: items nested over {limits.max_depth} deep in {tag_text(tag)}",
                     "max_depth",
                 )
             pos = self.item(tag, pos + 8, end, length, depth + 1, codec, charset, items)
         if delimited:
-            raise _malformed("sequence delimiter missing", tag)
+            raise malformed("sequence delimiter missing", tag)
         return pos, items
 
     def item(
@@ -779,8 +499,8 @@ class _Scan:
         end: int,
         length: int,
         depth: int,
-        codec: _Codec | None,
-        charset: _Charset,
+        codec: Codec | None,
+        charset: Charset,
         items: list[Any] | None,
     ) -> int:
         item_codec = codec or _sniff(self.buf, start, end)
@@ -790,56 +510,48 @@ class _Scan:
         else:
             pos = start + length
             if pos > end:
-                raise _malformed(f"item of {length} bytes runs past the end", tag)
+                raise malformed(f"item of {length} bytes runs past the end", tag)
             self.dataset(start, pos, False, depth, item_codec, charset, out)
         if items is not None:
             items.append(out)
         return pos
 
     def attribute(
-        self, tag: int, vr: str, start: int, end: int, codec: _Codec, charset: _Charset
+        self, tag: int, vr: str, start: int, end: int, codec: Codec, charset: Charset
     ) -> dict[str, Any]:
         """Binary values (F.2.7) and SS, which pydicom mends in LUT descriptors."""
-        if vr in _BINARY:
+        if vr in BINARY:
             if end - start > self.inline_limit:
                 return {"vr": vr, "BulkDataURI": f"{OMITTED_BULK_DATA}{end - start}"}
-            return _binary(vr, self.buf[start:end], self.inline_limit)
-        values = _CONVERTERS[vr](self.buf[start:end], codec, charset)
+            return binary_attribute(vr, self.buf[start:end], self.inline_limit)
+        values = CONVERTERS[vr](self.buf[start:end], codec, charset)
         if values and len(values) > 1 and tag in _LUT_DESCRIPTOR_TAGS and values[0] < 0:
             values[0] += 65536  # as pydicom reads a descriptor sent as SS
         return {"vr": vr} if values is None else {"vr": vr, "Value": values}
 
     def fallback(
-        self, tag: int, vr: str, start: int, end: int, codec: _Codec, charset: _Charset
+        self, tag: int, vr: str, start: int, end: int, codec: Codec, charset: Charset
     ) -> dict[str, Any]:
         data = self.buf[start:end]
-        return _pydicom_attribute(tag, vr, data, codec, charset, self.inline_limit)
-
-
-def _dictionary_vr(tag: int) -> str | None:
-    """The public data dictionary's VR, repeating groups included; None if unknown."""
-    entry = DicomDictionary.get(tag)
-    if entry is not None:
-        return str(entry[0])
-    return None if tag >> 16 & 1 else _repeater_vr(tag)
+        return pydicom_attribute(tag, vr, data, codec, charset, self.inline_limit)
 
 
 # --- the API ------------------------------------------------------------------------------
 
 
-def _prepare(raw: bytes | memoryview, transfer_syntax_uid: str) -> tuple[bytes, _Codec]:
+def _prepare(raw: bytes | memoryview, transfer_syntax_uid: str) -> tuple[bytes, Codec]:
     """The scanned bytes (a memoryview is copied once: it could change under us)."""
     try:
         codec, deflated = _SYNTAXES[transfer_syntax_uid]
     except (KeyError, TypeError):
-        raise _malformed(f"unsupported transfer syntax {transfer_syntax_uid}") from None
+        raise malformed(f"unsupported transfer syntax {transfer_syntax_uid}") from None
     if not isinstance(raw, bytes):
         raw = bytes(raw)
     if deflated:
         try:
             raw = inflate(raw)
         except zlib.error:
-            raise _malformed("deflated data set is corrupt") from None
+            raise malformed("deflated data set is corrupt") from None
     return raw, codec
 
 
@@ -875,10 +587,10 @@ def dataset_json(
 
 
 def _whole_dataset_json(
-    buf: bytes, codec: _Codec, limits: ScanLimits, inline_limit: int
+    buf: bytes, codec: Codec, limits: ScanLimits, inline_limit: int
 ) -> dict[str, Any]:
     """pydicom reads the data set (checked again, in full, before it does)."""
     from ups.dimse.datasets import decode_dataset
 
     syntax = next(uid for uid, (c, deflated) in _SYNTAXES.items() if c is codec and not deflated)
-    return _json_model(decode_dataset(buf, syntax, limits), inline_limit)
+    return json_model(decode_dataset(buf, syntax, limits), inline_limit)
