@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from ups.dimse.status import describe
+from ups.dimse.status import Status, describe
 from ups.services.conformance import CASES_BY_NAME
 from ups.services.probe.cases import cancel_request
 from ups.services.probe.context import ProbeContext, succeeded
@@ -96,7 +96,7 @@ def _right(name: str, role: Role, op: _Op, reference: str, sends: str) -> Check:
             return Outcome(Verdict.NA, f"set-up failed: {exc}")
         if answer.status == -1:
             return Outcome(Verdict.FAIL, "0000 without exactly the one match")
-        if answer.status == 0xC308:
+        if answer.status == Status.UPS_UNKNOWN_RECEIVING_AE:
             return Outcome(Verdict.NA, f"C308: the SCP does not know AE {ctx.receiving_ae}")
         verdict = Verdict.PASS if succeeded(answer.status) else Verdict.FAIL
         return Outcome(verdict, hex4(answer.status), describe(answer.status))

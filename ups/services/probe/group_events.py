@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pydicom.dataset import Dataset
 
 from ups.dimse.errors import DatasetError
+from ups.dimse.status import Status
 from ups.services.conformance import EVENT_SEQUENCES, ExpectedEvent
 from ups.services.probe.cases import cancel_request
 from ups.services.probe.context import ProbeContext, succeeded
@@ -44,7 +45,7 @@ __all__ = ["CHECKS", "sequence_matched"]
 GROUP = "events"
 _Run = Callable[[ProbeContext], Awaitable[Outcome]]
 State = ProcedureStepState
-_UNKNOWN_AE = 0xC308
+_UNKNOWN_AE = Status.UPS_UNKNOWN_RECEIVING_AE
 
 
 def _info(arrival: Arrival) -> Dataset:
@@ -214,7 +215,7 @@ async def _cancel_requested(ctx: ProbeContext) -> Outcome:
     mark = ctx.inbox.mark()
     ds = cancel_request(ctx.options.calling_ae)
     answer = await ctx.session.action(item.iuid, ActionType.REQUEST_CANCEL, ds, Role.PUSH)
-    if answer.status in (0xC312, 0xC313):
+    if answer.status in (Status.UPS_PERFORMER_UNREACHABLE, Status.UPS_PERFORMER_DECLINES):
         raise NotApplicable(f"the SCP refused to pass the request on ({hex4(answer.status)})")
     _require(ctx, answer.status, "Request UPS Cancel")
     outcome = await _expect(ctx, item.iuid, ["request-cancel-in-progress"], mark, time.monotonic())

@@ -20,6 +20,7 @@ from pydicom.sequence import Sequence
 
 from ups.dimse.datasets import encode_dataset
 from ups.dimse.messages import CCancelRQ, CFindRQ, CFindRSP
+from ups.dimse.status import Status
 from ups.services.conformance import CASES_BY_NAME
 from ups.services.probe.context import ProbeContext
 from ups.services.probe.datasets import code_item, quiet_pydicom
@@ -77,7 +78,7 @@ def _matching(names: str, build: _Query) -> _Run:
         query.SOPInstanceUID = ""
         build(query)
         found = await ctx.session.find(query)
-        if found.status != 0x0000:
+        if found.status != Status.SUCCESS:
             return Outcome(Verdict.FAIL, f"final status {hex4(found.status)}")
         by_uid = {uid: name for name, uid in uids.items()}
         got = sorted(by_uid.get(str(ds.get("SOPInstanceUID", "")), "?") for ds in found.matches)
@@ -126,7 +127,7 @@ async def _uid_list(ctx: ProbeContext) -> Outcome:
     query.SOPInstanceUID = [uids["A"], uids["C"]]
     query.PatientName = ""
     found = await ctx.session.find(query)
-    if found.status != 0x0000:
+    if found.status != Status.SUCCESS:
         return Outcome(Verdict.FAIL, f"final status {hex4(found.status)}")
     by_uid = {uid: name for name, uid in uids.items()}
     got = sorted(by_uid.get(str(ds.get("SOPInstanceUID", "")), "?") for ds in found.matches)
@@ -151,7 +152,7 @@ async def _return_keys(ctx: ProbeContext) -> Outcome:
     for keyword in _RETURN_KEYS[1:]:
         setattr(query, keyword, "")
     found = await ctx.session.find(query)
-    if found.status != 0x0000 or len(found.matches) != 1:
+    if found.status != Status.SUCCESS or len(found.matches) != 1:
         return Outcome(Verdict.FAIL, f"{len(found.matches)} matches, final {hex4(found.status)}")
     match = found.matches[0]
     missing = [k for k in _RETURN_KEYS if k not in match]
@@ -177,7 +178,7 @@ async def _no_transaction_uid(ctx: ProbeContext) -> Outcome:
     query.TransactionUID = ""
     query.ProcedureStepState = ""
     found = await ctx.session.find(query)
-    if found.status != 0x0000 or len(found.matches) != 1:
+    if found.status != Status.SUCCESS or len(found.matches) != 1:
         return Outcome(Verdict.FAIL, f"{len(found.matches)} matches, final {hex4(found.status)}")
     value = found.matches[0].get("TransactionUID")
     if value:
@@ -221,15 +222,15 @@ async def _after_cancel(ctx: ProbeContext, link: RawLink) -> Outcome:
             message = await link.next_message(timeout)
             if not isinstance(message, CFindRSP):
                 return Outcome(Verdict.FAIL, describe_answer(message))
-            if message.status not in (0xFF00, 0xFF01):
+            if message.status not in (Status.PENDING, Status.PENDING_WARNING):
                 break
             pending += 1
     except (TimeoutError, LinkClosed) as exc:
         return Outcome(Verdict.FAIL, f"no final response ({type(exc).__name__})")
     observed = f"final {hex4(message.status)} after {pending} of {_CANCEL_MATCHES} matches"
-    if message.status == 0xFE00:
+    if message.status == Status.CANCEL:
         return Outcome(Verdict.PASS, observed)
-    if message.status == 0x0000:
+    if message.status == Status.SUCCESS:
         return Outcome(Verdict.WARN, observed, "finished before the C-CANCEL-RQ was seen")
     return Outcome(Verdict.FAIL, observed)
 

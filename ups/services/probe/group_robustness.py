@@ -19,7 +19,7 @@ from dataclasses import replace
 from pydicom.uid import generate_uid
 
 from ups.dimse.messages import CEchoRQ, NGetRQ
-from ups.dimse.status import describe
+from ups.dimse.status import Status, describe
 from ups.net.errors import NetError
 from ups.services.conformance import CASES_BY_NAME
 from ups.services.probe.context import ProbeContext, succeeded
@@ -50,7 +50,7 @@ MALFORMED_UIDS: tuple[tuple[str, str], ...] = (
     ("path", "../1.2.3"),
     ("65 characters", "1.2." + "9" * 61),
 )
-_REFUSED_UID = frozenset({0x0117, 0x0106})
+_REFUSED_UID = frozenset({Status.INVALID_SOP_INSTANCE, Status.INVALID_ATTRIBUTE_VALUE})
 
 
 async def _alive(ctx: ProbeContext) -> str | None:
@@ -125,7 +125,7 @@ async def _malformed_transaction(ctx: ProbeContext) -> Outcome:
     if succeeded(answer.status):
         item.tuid = bad  # cleanup must be able to finish it
         return Outcome(Verdict.FAIL, f"{hex4(answer.status)}: claimed with {bad!r}")
-    verdict = Verdict.PASS if answer.status == 0x0106 else Verdict.WARN
+    verdict = Verdict.PASS if answer.status == Status.INVALID_ATTRIBUTE_VALUE else Verdict.WARN
     return Outcome(verdict, hex4(answer.status), describe(answer.status))
 
 
@@ -175,7 +175,7 @@ async def _duplicate_message_id(ctx: ProbeContext) -> Outcome:
     finally:
         await link.close()
     observed = ", ".join(hex4(s) for s in statuses) or "no response"
-    if 0x0210 in statuses:
+    if Status.DUPLICATE_INVOCATION in statuses:
         return Outcome(Verdict.PASS, observed)
     if len(statuses) == 2:
         return Outcome(Verdict.WARN, observed, "both answered; 0210 Duplicate Invocation expected")

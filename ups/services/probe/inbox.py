@@ -19,6 +19,7 @@ from typing import cast
 import ups
 from ups.dimse.datasets import TRANSFER_SYNTAXES, LazyDataset
 from ups.dimse.messages import MESSAGE_TYPES, NEventReportRQ, NEventReportRSP, Request, Response
+from ups.dimse.status import Status
 from ups.net.association import RequestContext
 from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
@@ -27,7 +28,7 @@ from ups.services.uids import VERIFICATION
 
 __all__ = ["Arrival", "Inbox", "inbox_policy"]
 
-_UNRECOGNIZED_OPERATION = 0x0211
+_UNRECOGNIZED_OPERATION = Status.UNRECOGNIZED_OPERATION
 _Answer = Callable[[int, int], Response]
 
 
@@ -106,7 +107,7 @@ class Inbox:
         self._changed.set()
         return NEventReportRSP(
             request.message_id,
-            0x0000,
+            Status.SUCCESS,
             request.affected_sop_class_uid,
             request.affected_sop_instance_uid,
             request.event_type_id,

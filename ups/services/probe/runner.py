@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TextIO
 
 from ups.dimse.errors import DimseError
+from ups.dimse.status import Status
 from ups.net.errors import NetError
 from ups.services.probe import (
     group_association,
@@ -137,7 +138,7 @@ async def probe(
             _say(options, err, f"[{index}/{len(checks)}] {check.name}: {result.verdict} "
                  f"({result.seconds * 1000:.0f} ms)")  # fmt: skip
         run.results.append(await _ask(ctx, _CLEANUP))
-        if ctx.lock_refused == 0xC308:
+        if ctx.lock_refused == Status.UPS_UNKNOWN_RECEIVING_AE:
             hint = f"the SCP does not know AE {options.receiving_ae}: configure it there"
             _say(options, err, hint + " and --listen at that address (events, Deletion Locks)")
     finally:

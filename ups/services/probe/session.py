@@ -32,6 +32,7 @@ from ups.dimse.messages import (
     Request,
     Response,
 )
+from ups.dimse.status import Status
 from ups.net.association import Association
 from ups.net.errors import NetError
 from ups.net.requestor import build_request, connect
@@ -245,7 +246,7 @@ class Session:
         status = -1
         async for response in association.find(request, context.context_id):
             status = response.status
-            if status in (0xFF00, 0xFF01) and response.dataset:
+            if status in (Status.PENDING, Status.PENDING_WARNING) and response.dataset:
                 matches.append(_decode(response.dataset, syntax))
         return FindAnswer(status, matches)
 
