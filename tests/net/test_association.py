@@ -220,7 +220,7 @@ async def test_window_holds_extra_callers_and_never_exceeds(net: Net) -> None:
         peak = max(peak, in_flight)
         if arrived == window:
             # Measured here, before any answer can free a slot.
-            pending_at_batch.append(len(assoc._pending))  # noqa: SLF001
+            pending_at_batch.append(assoc._core.outstanding)  # noqa: SLF001
             first_batch.set()
         await first_batch.wait()  # the first N are answered only once all N are here
         in_flight -= 1
@@ -310,7 +310,7 @@ async def test_breaking_out_of_find_cancels(net: Net, honour: bool) -> None:
                 break
     # The final (Cancel) response arrives and frees the window slot for the next call.
     assert (await asyncio.wait_for(echo(assoc), 5)).status == 0
-    assert not assoc._pending  # noqa: SLF001
+    assert not assoc._core.outstanding  # noqa: SLF001
     (ctx,) = served
     assert ctx.cancelled
     await assoc.release()
@@ -512,7 +512,7 @@ async def test_senders_block_on_a_peer_that_stops_reading(net: Net) -> None:
         assert transport is not None
         buffered = transport.get_write_buffer_size()
         assert buffered <= limit + len(payload) + 1024, buffered
-        sent = len(assoc._pending)  # noqa: SLF001
+        sent = assoc._core.outstanding  # noqa: SLF001
         assert sent < 20, "every sender wrote despite the stalled peer"
         assert not any(c.done() for c in calls)
         assoc.abort()
