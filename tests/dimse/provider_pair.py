@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ups.dimse.errors import ProviderError
 from ups.dimse.messages import (
@@ -42,6 +43,8 @@ from ups.dimse.provider_events import (
 from ups.pdu.items import AsyncOpsWindow, PresentationContextRQ, UserInformation
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.pdu.pdus import AAssociateRQ
+
+E = TypeVar("E")
 
 VERIFICATION = "1.2.840.10008.1.1"
 UPS_PUSH = "1.2.840.10008.5.1.4.34.6.1"
@@ -137,7 +140,7 @@ class Side:
         self.core.perform(performed)
         return performed
 
-    def of(self, kind: type) -> list[ProviderEvent]:
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
 
     def responses(self, message_id: int | None = None) -> list[Response]:

@@ -1,28 +1,24 @@
-"""The association adapter: one ``asyncio.Protocol`` per connection over a provider core.
+"""The association: the public face of one DICOM association, requestor or acceptor.
 
-The protocol logic (PS3.8 machine, negotiation, Message IDs, both windows, C-FIND
-streams, cancel, the reaper and every deadline) lives in the sans-I/O
-``dimse.provider.DimseProvider``. This module joins it to a transport and to callers:
+``Association`` is what callers hold: ``request`` and ``find`` (one future per Message
+ID, a queue of responses for C-FIND), ``release``, ``abort``, the negotiated
+parameters. Under it, ``protocol.CoreProtocol`` joins the transport to the sans-I/O
+``dimse.provider.DimseProvider``, which owns the protocol: Message IDs, both
+Asynchronous Operations Windows, C-FIND streams and C-CANCEL, the reaper (-rspTO: the
+overdue request fails, the association aborts and every waiter gets the same cause)
+and every deadline. Requests from the peer go to ``handlers.dispatch``.
 
-* bytes from ``data_received`` go to the core; its events come back through one loop
-  (``_drain``): requests go to handlers (per SOP class), responses to the future or
-  C-FIND stream waiting for them, transport effects to the transport;
-* one timer handle per association, re-armed at the core's ``next_deadline()``;
-* everything one read causes leaves in one ``transport.write``; answers given outside a
-  read (``ctx.respond``) share one write per loop pass; read-end hooks run first;
-* flow control: the transport's pause/resume of writing goes to the core (which holds
-  our requests and, past a backlog, stops reading), and the core's pause/resume of
-  reading to the transport.
+The core's failures (``ProviderError``) become this layer's ``NetError`` in one place,
+``Association._error``: one object per failure, whoever asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, cast
+from typing import cast
 
 from ups.dimse.errors import ProviderAborted, ProviderError, ProviderRejected, ProviderTimeout
 from ups.dimse.messages import CFindRQ, CFindRSP, Request, Response
@@ -30,17 +26,12 @@ from ups.dimse.provider import DimseProvider
 from ups.dimse.provider_events import (
     Aborted,
     Closed,
-    CloseTransport,
     Established,
-    PauseReading,
     ProviderEvent,
     Rejected,
     RequestFailed,
-    RequestReceived,
     RequestRejected,
-    ResetTransport,
     ResponseReceived,
-    ResumeReading,
 )
 from ups.dimse.status import Status
 from ups.net.config import AssociationConfig
@@ -58,10 +49,10 @@ from ups.net.handlers import (
     Handler,
     HandlerResult,
     RequestContext,
-    as_stream,
-    serve_stream,
+    dispatch,
 )
-from ups.net.responses import failure_response, response_for_field
+from ups.net.protocol import CoreProtocol
+from ups.net.responses import response_for_field
 from ups.pdu.enums import AbortReason
 from ups.pdu.negotiation import AcceptedContext, AcceptorPolicy, Negotiated
 from ups.pdu.pdus import AAssociateRQ
@@ -69,9 +60,6 @@ from ups.pdu.pdus import AAssociateRQ
 log = logging.getLogger("ups.net")
 
 _PENDING = frozenset({int(Status.PENDING), int(Status.PENDING_WARNING)})
-_NOT_SUPPORTED = int(Status.SOP_CLASS_NOT_SUPPORTED)
-_PROCESSING_FAILURE = int(Status.PROCESSING_FAILURE)
-_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class _Waiter:
@@ -89,7 +77,7 @@ class _Waiter:
             self.ready.set_result(None)
 
 
-class Association(asyncio.Protocol):
+class Association(CoreProtocol):
     """One DICOM association over one transport connection (requestor or acceptor)."""
 
     def __init__(
@@ -103,30 +91,17 @@ class Association(asyncio.Protocol):
         on_closed: Callable[[Association], None] | None = None,
         on_connected: Callable[[Association], None] | None = None,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.config = config
+        core = DimseProvider(config.provider_settings(), requestor=requestor, policy=policy)
+        super().__init__(core, config, on_connected)
         self.requestor = requestor
-        self._core = DimseProvider(config.provider_settings(), requestor=requestor, policy=policy)
         self._handlers = {**DEFAULT_HANDLERS, **(handlers or {})}
         self._on_established = on_established
         self._on_closed = on_closed
-        self._on_connected = on_connected
         self.established: asyncio.Future[Negotiated] = self._loop.create_future()
         self.closed: asyncio.Future[None] = self._loop.create_future()
-        self.peer: tuple[Any, ...] | None = None
-        self._transport: asyncio.Transport | None = None
-        self._socket: Any = None  # for TCP_QUICKACK; None when not TCP or not Linux
         self._waiters: dict[int, _Waiter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._drain_waiter: asyncio.Future[None] | None = None
         self._errors: dict[int, NetError] = {}  # the one NetError per core failure
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0
-        self._in_read = False  # inside data_received: writes wait for its end
-        self._draining = False
-        self._close_wanted = False
-        self._read_end: list[Callable[[], None]] = []
-        self._flush_soon: asyncio.Handle | None = None
 
     # ================================================================== public API
 
@@ -231,119 +206,16 @@ class Association(asyncio.Protocol):
         self._core.resume_reading("consumer")
         self._pump()
 
-    def at_read_end(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` once the current read's messages are handled, before its one write.
-
-        Outside ``data_received`` the hook runs at once. The listener writes a read's
-        events out together here, then answers them (DESIGN.md: writes batched per read).
-        """
-        if self._in_read:
-            self._read_end.append(hook)
-        else:
-            hook()
-
     def start_request(self, rq: AAssociateRQ) -> None:
         """Called before connecting: the A-ASSOCIATE-RQ to send once the transport is up."""
         self._core.associate(rq, self._loop.time())
 
-    # ================================================================== asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        self.peer = peer = transport.get_extra_info("peername")
-        self._socket = _set_socket_options(transport, self.config)
-        self._transport.set_write_buffer_limits(high=self.config.write_buffer_limit)
-        if self._on_connected is not None:
-            self._on_connected(self)
-        where = f"{peer[0]}:{peer[1]}" if peer else ""
-        self._core.connection_made(self._loop.time(), where)
-        self._pump()
-
-    def data_received(self, data: bytes) -> None:
-        core = self._core
-        self._in_read = True
-        try:
-            core.receive_data(data, self._loop.time())
-            self._drain()
-            while self._read_end:
-                hooks, self._read_end = self._read_end, []
-                for hook in hooks:
-                    hook()
-                self._drain()
-        finally:
-            self._in_read = False
-        # One write for everything this read caused: DIMSE responses in order, and what
-        # the core answered itself (A-ABORT, A-RELEASE-RP, A-ASSOCIATE-RJ).
-        self._flush()
-        when = core.next_deadline()
-        if when is not None and (self._timer is None or when < self._timer_when):
-            self._arm(when)
-        if self._socket is not None and core.incomplete:
-            self._quickack()
-
-    def _quickack(self) -> None:
-        """ACK now: we wait for the rest of a message, and its sender may be waiting for us.
-
-        A peer that leaves Nagle on (pynetdicom, DCMTK without TCP_NODELAY=1) sends the
-        second half of a message only once its first half is acknowledged, and Linux
-        delays that ACK by up to 40 ms. TCP_QUICKACK is not sticky, so it is set after
-        each read that leaves a message incomplete (never on the complete-read hot path).
-        """
-        try:
-            self._socket.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
-        except OSError:
-            self._socket = None
-
-    def eof_received(self) -> bool | None:
-        return None  # close our side too; connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self._core.connection_lost(self._loop.time(), str(exc) if exc else "")
-        self._pump()
-
-    def pause_writing(self) -> None:
-        # Reading goes on: stopping it here could deadlock two peers that both write.
-        self._core.writing_paused(self._loop.time())
-
-    def resume_writing(self) -> None:
-        self._core.writing_resumed(self._loop.time())
-        self._wake_drain()
-        self._pump()
-
     # ================================================================== core events
 
-    def _drain(self) -> None:
-        """Handle the core's events in order (re-entrant calls leave it to the outer loop)."""
-        if self._draining:
-            return
-        self._draining = True
-        core = self._core
-        try:
-            while (event := core.next_event()) is not None:
-                kind = type(event)
-                if kind is RequestReceived:
-                    self._dispatch(event)  # type: ignore[arg-type]
-                elif kind is ResponseReceived:
-                    self._on_response(event)  # type: ignore[arg-type]
-                else:
-                    self._on_event(event)
-        finally:
-            self._draining = False
+    _on_request = dispatch  # handler dispatch (``handlers.py``), straight from the loop
 
-    def _on_event(self, event: ProviderEvent) -> None:
-        transport = self._transport
-        if isinstance(event, PauseReading | ResumeReading | ResetTransport):
-            if transport is not None:
-                if isinstance(event, PauseReading):
-                    transport.pause_reading()
-                elif isinstance(event, ResumeReading):
-                    transport.resume_reading()
-                else:
-                    transport.abort()
-        elif isinstance(event, CloseTransport):
-            self._close_wanted = True  # after writing what the core still holds
-        elif isinstance(event, RequestFailed):
+    def _on_core_event(self, event: ProviderEvent) -> None:
+        if isinstance(event, RequestFailed):
             waiter = self._waiters.pop(event.message_id, None)
             if waiter is not None:
                 if not waiter.future.done():
@@ -363,12 +235,12 @@ class Association(asyncio.Protocol):
                 self._on_established(self)
         elif isinstance(event, Aborted | Rejected):
             if isinstance(event, Rejected) and event.local:
-                words = describe_reject(event.cause.result, event.cause.source, event.cause.reason)
+                cause = event.cause
                 log.info(
                     "rejected association from %s to %s: %s",
                     event.calling_ae_title,
                     event.called_ae_title,
-                    words,
+                    describe_reject(cause.result, cause.source, cause.reason),
                 )
             self._failed(event.cause)
         elif isinstance(event, Closed):
@@ -394,12 +266,7 @@ class Association(asyncio.Protocol):
 
     def _finish(self, cause: ProviderError) -> None:
         self._failed(cause)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._flush_soon is not None:
-            self._flush_soon.cancel()
-            self._flush_soon = None
+        self._stop()
         for task in list(self._tasks):
             task.cancel()
         if not self.closed.done():
@@ -407,51 +274,14 @@ class Association(asyncio.Protocol):
         if self._on_closed is not None:
             self._on_closed(self)
 
-    # ================================================================== handler dispatch
-
-    def _dispatch(self, event: RequestReceived) -> None:
-        core = self._core
-        context_id = event.context_id
-        request = event.request
-        negotiated = core.negotiated
-        assert negotiated is not None
-        context = negotiated.contexts[context_id]
-        message_id: int = getattr(request, "message_id", 0)
-        ctx = RequestContext(self, context, False, context_id, message_id)
-        handler = self._handlers.get(context.abstract_syntax)
-        if handler is None:
-            comment = "no service for this SOP class"
-            core.respond(failure_response(request, _NOT_SUPPORTED, comment), context_id)
-            return
-        try:
-            result: HandlerResult = handler(request, ctx)
-        except Exception as exc:  # a handler bug must not end the association
-            log.exception("handler for %s failed", type(request).__name__)
-            failure = failure_response(request, _PROCESSING_FAILURE, str(exc)[:64])
-            core.respond(failure, context_id)
-            return
-        if hasattr(result, "COMMAND_FIELD"):  # the fast path: answered at once
-            core.respond(cast(Response, result), context_id)
-        elif result is DEFERRED:
-            core.perform(ctx)  # counts in the window until answered
-        else:
-            # Reading goes on while the peer stays within its window, so that a
-            # C-CANCEL-RQ, an A-RELEASE-RQ or an A-ABORT still gets through.
-            core.perform(ctx)
-            responses = as_stream(result)
-            task = self._loop.create_task(serve_stream(self, request, ctx, responses))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    # ================================================================== answers and requests
 
     def _respond(self, ctx: RequestContext, response: Response) -> None:
         """``ctx.respond``: the answer to a ``DEFERRED`` request."""
         if not self._core.complete(ctx, response, self._loop.time()) or self._in_read:
             return
         self._drain()
-        if self._flush_soon is None and not self.closed.done():
-            self._flush_soon = self._loop.call_soon(self._flush_later)
-
-    # ================================================================== requests
+        self._write_soon()
 
     def _submit(self, request: Request, context_id: int, *, stream: bool) -> _Waiter:
         try:
@@ -500,85 +330,6 @@ class Association(asyncio.Protocol):
         if cause is self._core.failure:
             self._errors[id(cause)] = error
         return error
-
-    # ================================================================== writes and time
-
-    def _pump(self) -> None:
-        """After a call into the core outside a read: its events, one write, the timer."""
-        self._drain()
-        if not self._in_read:
-            self._flush()
-            self._rearm()
-
-    def _flush(self) -> None:
-        transport = self._transport
-        out = self._core.data_to_send()
-        if transport is None:
-            return
-        if out:
-            transport.write(out)
-        if self._close_wanted:
-            self._close_wanted = False
-            if not transport.is_closing():
-                transport.close()
-
-    def _flush_later(self) -> None:
-        self._flush_soon = None
-        self._flush()
-        self._rearm()
-
-    async def _wait_drain(self) -> None:
-        if self._drain_waiter is None:
-            self._drain_waiter = self._loop.create_future()
-        await asyncio.shield(self._drain_waiter)
-
-    def _wake_drain(self) -> None:
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _rearm(self) -> None:
-        when = self._core.next_deadline()
-        if when is not None and (self._timer is None or when < self._timer_when):
-            self._arm(when)
-
-    def _arm(self, when: float) -> None:
-        """The one timer fires at ``when``; earlier deadlines re-arm it, later ones wait."""
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.closed.done():
-            self._timer = None
-            return
-        self._timer_when = when
-        self._timer = self._loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self.closed.done():
-            return
-        self._core.handle_timer(self._loop.time())
-        self._pump()
-
-
-def _set_socket_options(transport: asyncio.BaseTransport, config: AssociationConfig) -> Any:
-    """TCP_NODELAY and buffer sizes per ``config``; the socket if TCP_QUICKACK applies."""
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return None
-    quickack = None
-    try:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            # asyncio turns Nagle off by itself; -tcpdelay must turn it back on.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if config.tcp_nodelay else 0)
-            if config.tcp_quickack and _TCP_QUICKACK is not None:
-                quickack = sock
-        if config.so_sndbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.so_sndbuf)
-        if config.so_rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.so_rcvbuf)
-    except OSError as exc:  # pragma: no cover - platform specific
-        log.debug("socket option not set: %s", exc)
-    return quickack
 
 
 def describe_reject(result: int, source: int, reason: int) -> str:

@@ -1,9 +1,13 @@
-"""What a request handler sees and returns: the serving side of ``ups.net.association``.
+"""Handler dispatch: the serving side of ``ups.net.association``.
 
 A handler answers one request (per SOP class) with a response now, an awaitable, an
 async iterator of responses (C-FIND), or ``DEFERRED`` and a later ``ctx.respond``.
-``serve_stream`` runs the awaitable and streaming kinds as one task per request over
-the provider core, with the transport's flow control between responses.
+``dispatch`` calls the handler for a request the provider core handed over and gives
+its answer back to the core: at once (the hot path), or by taking the request on
+(it then counts in the peer's window) and running ``serve_stream``, one task per
+request with the transport's flow control between responses. A missing handler is
+0x0122, a raising one 0x0110 with the error as the comment; neither ends the
+association.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ups.dimse.messages import CEchoRQ, CEchoRSP, Request, Response
+from ups.dimse.provider_events import RequestReceived
 from ups.dimse.status import Status
 from ups.net.responses import failure_response
 from ups.pdu.negotiation import AcceptedContext
@@ -27,6 +32,7 @@ log = logging.getLogger("ups.net")
 
 VERIFICATION = "1.2.840.10008.1.1"
 _PROCESSING_FAILURE = int(Status.PROCESSING_FAILURE)
+_NOT_SUPPORTED = int(Status.SOP_CLASS_NOT_SUPPORTED)
 
 
 @dataclass(slots=True)
@@ -69,6 +75,41 @@ def _echo(request: Request, ctx: RequestContext) -> Response:
 
 
 DEFAULT_HANDLERS: Mapping[str, Handler] = {VERIFICATION: _echo}
+
+
+def dispatch(association: Association, event: RequestReceived) -> None:
+    """Serve one request with the handler for its presentation context's SOP class."""
+    core = association._core
+    context_id = event.context_id
+    request = event.request
+    negotiated = core.negotiated
+    assert negotiated is not None
+    context = negotiated.contexts[context_id]
+    message_id: int = getattr(request, "message_id", 0)
+    ctx = RequestContext(association, context, False, context_id, message_id)
+    handler = association._handlers.get(context.abstract_syntax)
+    if handler is None:
+        comment = "no service for this SOP class"
+        core.respond(failure_response(request, _NOT_SUPPORTED, comment), context_id)
+        return
+    try:
+        result = handler(request, ctx)
+    except Exception as exc:  # a handler bug must not end the association
+        log.exception("handler for %s failed", type(request).__name__)
+        failure = failure_response(request, _PROCESSING_FAILURE, str(exc)[:64])
+        core.respond(failure, context_id)
+        return
+    if hasattr(result, "COMMAND_FIELD"):  # the fast path: answered at once
+        core.respond(result, context_id)  # type: ignore[arg-type]
+        return
+    core.perform(ctx)  # counts in the peer's window until answered
+    if result is not DEFERRED:
+        # Reading goes on while the peer stays within its window, so that a
+        # C-CANCEL-RQ, an A-RELEASE-RQ or an A-ABORT still gets through.
+        responses = as_stream(result)
+        task = association._loop.create_task(serve_stream(association, request, ctx, responses))
+        association._tasks.add(task)
+        task.add_done_callback(association._tasks.discard)
 
 
 async def _await_one(awaitable: Awaitable[Response]) -> AsyncIterator[Response]:
