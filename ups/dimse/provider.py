@@ -50,7 +50,7 @@ from ups.dimse.messages import (
     Response,
     encode_command,
 )
-from ups.dimse.provider_base import STA6, STA8, STA13, Performance, ProviderSettings
+from ups.dimse.provider_base import STA6, STA8, Performance, ProviderSettings
 from ups.dimse.provider_events import (
     ProviderEvent,
     RequestFailed,
@@ -151,19 +151,18 @@ class DimseProvider(ProviderLifecycle):
             else:
                 self._upper.extend(events)
         if machine.has_partial_pdu:
+            self._partial = True
             # A PDU started in this read if an earlier one completed (or none was pending).
             if clock.partial_since is None or events:
                 clock.partial_since = now
                 clock.note(now + self._settings.pdu_timeout)
         else:
+            self._partial = False
             clock.partial_since = None
-        deadline = machine.next_deadline()
-        if deadline is not None:
-            clock.note(deadline)
-        if machine.close_transport:
-            self._close_transport(now)
-        elif machine.state is STA13:
-            self._schedule_close(now)
+        if machine.state is not STA6:
+            # Outside Sta6 a PDU may have started ARTIM or ended the association; in Sta6
+            # (the hot path) neither happens.
+            self._after_machine(now)
 
     def writing_paused(self, now: float) -> None:
         """The transport's write buffer is above its limit: hold our requests."""
@@ -274,7 +273,10 @@ class DimseProvider(ProviderLifecycle):
     # ================================================================== the peer's requests
 
     def respond(self, response: Response, context_id: int) -> None:
-        """Answer a request at once (it never counted in the peer's window)."""
+        """Answer a request at once (it never counted in the peer's window).
+
+        ``_send`` written out again: this is the per-message hot path.
+        """
         state = self._machine.state
         if state is STA6 or state is STA8:  # P-DATA allowed (DT-1, AR-7)
             self._machine.send_pdata(

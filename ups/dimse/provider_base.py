@@ -94,6 +94,7 @@ class ProviderState:
         "_upper",
         "_upper_at",
         "_messages",
+        "_partial",
         "_failure",
         "_release_after",
         "_release_wanted",
@@ -138,6 +139,7 @@ class ProviderState:
         self._upper: list[UpperLayerEvent] = []  # machine events not yet handled
         self._upper_at = 0
         self._messages: deque[tuple[int, Message | RejectedMessage]] = deque()
+        self._partial = False  # the last read left a PDU incomplete
         self._failure: ProviderError | None = None
         self._release_after = False  # the peer's A-RELEASE-RQ waits for our answers
         self._release_wanted = False  # our A-RELEASE-RQ waits for our answers
@@ -210,7 +212,7 @@ class ProviderState:
     @property
     def incomplete(self) -> bool:
         """The last read left a PDU or a message incomplete (the peer may await our ACK)."""
-        if self._machine.has_partial_pdu:
+        if self._partial:
             return True
         reassembler = self._reassembler
         return reassembler is not None and not reassembler.idle

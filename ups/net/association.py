@@ -278,7 +278,9 @@ class Association(CoreProtocol):
 
     def _respond(self, ctx: RequestContext, response: Response) -> None:
         """``ctx.respond``: the answer to a ``DEFERRED`` request."""
-        if not self._core.complete(ctx, response, self._loop.time()) or self._in_read:
+        in_read = self._in_read
+        now = self._read_at if in_read else self._loop.time()
+        if not self._core.complete(ctx, response, now) or in_read:
             return
         self._drain()
         self._write_soon()

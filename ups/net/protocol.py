@@ -60,6 +60,7 @@ class CoreProtocol(asyncio.Protocol):
         self._timer_when = 0.0
         self._stopped = False  # the core is closed: no timer, no write any more
         self._in_read = False  # inside data_received: writes wait for its end
+        self._read_at = 0.0  # when the current read arrived (``now`` within it)
         self._draining = False
         self._close_wanted = False
         self._read_end: list[Callable[[], None]] = []
@@ -93,9 +94,23 @@ class CoreProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         core = self._core
         self._in_read = True
+        self._read_at = now = self._loop.time()
         try:
-            core.receive_data(data, self._loop.time())
-            self._drain()
+            core.receive_data(data, now)
+            if not self._draining:  # ``_drain`` written out: once per read, the hot path
+                self._draining = True
+                try:
+                    next_event = core.next_event
+                    while (event := next_event()) is not None:
+                        kind = type(event)
+                        if kind is RequestReceived:
+                            self._on_request(event)  # type: ignore[arg-type]
+                        elif kind is ResponseReceived:
+                            self._on_response(event)  # type: ignore[arg-type]
+                        else:
+                            self._on_other(event)
+                finally:
+                    self._draining = False
             while self._read_end:
                 hooks, self._read_end = self._read_end, []
                 for hook in hooks:
@@ -105,7 +120,13 @@ class CoreProtocol(asyncio.Protocol):
             self._in_read = False
         # One write for everything this read caused: DIMSE responses in order, and what
         # the core answered itself (A-ABORT, A-RELEASE-RP, A-ASSOCIATE-RJ).
-        self._flush()
+        out = core.data_to_send()
+        transport = self._transport
+        if transport is not None:
+            if out:
+                transport.write(out)
+            if self._close_wanted:
+                self._flush()
         when = core.next_deadline()
         if when is not None and (self._timer is None or when < self._timer_when):
             self._arm(when)
@@ -168,16 +189,19 @@ class CoreProtocol(asyncio.Protocol):
                     self._on_request(event)  # type: ignore[arg-type]
                 elif kind is ResponseReceived:
                     self._on_response(event)  # type: ignore[arg-type]
-                elif isinstance(event, PauseReading | ResumeReading | ResetTransport):
-                    self._transport_effect(event)
-                elif kind is CloseTransport:
-                    self._close_wanted = True  # after writing what the core still holds
                 else:
-                    self._on_core_event(event)
+                    self._on_other(event)
         finally:
             self._draining = False
 
-    def _transport_effect(self, event: PauseReading | ResumeReading | ResetTransport) -> None:
+    def _on_other(self, event: ProviderEvent) -> None:
+        """Transport effects here; the association's events to the subclass."""
+        if isinstance(event, CloseTransport):
+            self._close_wanted = True  # after writing what the core still holds
+            return
+        if not isinstance(event, PauseReading | ResumeReading | ResetTransport):
+            self._on_core_event(event)
+            return
         transport = self._transport
         if transport is None:
             return
