@@ -1,9 +1,10 @@
 """Two DIMSE provider cores joined in memory, on a virtual clock (aioquic's ``transfer``).
 
 ``Pair`` holds a requestor and an acceptor ``DimseProvider`` and plays the network and
-the adapter between them: ``settle`` drains each core's events (carrying out its
-transport effects and letting a performer answer the requests it receives) and
-delivers each side's bytes to the other until nothing moves; ``advance`` moves the
+the adapter between them: ``transfer`` moves one side's bytes (and its close) to the
+other, and ``settle`` drains each core's events (carrying out its transport effects and
+letting a performer answer the requests it receives) and transfers both ways until
+nothing moves; ``advance`` moves the
 clock, firing each core's deadlines in order. No socket, no sleep.
 
 ``Lone`` is one core and a byte pipe from a scripted peer, for raw and hostile bytes.
@@ -223,12 +224,14 @@ class Pair:
             moved = False
             for side in self.sides():
                 side.drain()
-                moved |= self._move(side, self.other(side))
+                moved |= self.transfer(side, self.other(side))
             if not moved:
                 return
         raise AssertionError("the pair never settled")
 
-    def _move(self, side: Side, peer: Side) -> bool:
+    def transfer(self, side: Side, peer: Side) -> bool:
+        """Move what ``side`` wrote to ``peer`` (if it reads), and carry a close or a reset
+        across; True if anything moved."""
         moved = False
         out = side.core.data_to_send()
         if side.resets and not side.lost:
