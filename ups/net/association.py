@@ -278,12 +278,10 @@ class Association(CoreProtocol):
 
     def _respond(self, ctx: RequestContext, response: Response) -> None:
         """``ctx.respond``: the answer to a ``DEFERRED`` request."""
-        in_read = self._in_read
-        now = self._read_at if in_read else self._loop.time()
-        if not self._core.complete(ctx, response, now) or in_read:
-            return
-        self._drain()
-        self._write_soon()
+        if self._in_read:
+            self._core.complete(ctx, response, self._read_at)  # the read's write takes it
+        elif self._core.complete(ctx, response, self._loop.time()):
+            self._write_soon()  # what the answer freed (held requests) starts there too
 
     def _submit(self, request: Request, context_id: int, *, stream: bool) -> _Waiter:
         try:

@@ -115,7 +115,14 @@ class CoreProtocol(asyncio.Protocol):
                 hooks, self._read_end = self._read_end, []
                 for hook in hooks:
                     hook()
-                self._drain()
+                event = core.next_event()  # usually none: the hooks only answered
+                if event is not None:
+                    self._draining = True
+                    try:
+                        self._on_any(event)
+                    finally:
+                        self._draining = False
+                    self._drain()
         finally:
             self._in_read = False
         # One write for everything this read caused: DIMSE responses in order, and what
@@ -194,6 +201,15 @@ class CoreProtocol(asyncio.Protocol):
         finally:
             self._draining = False
 
+    def _on_any(self, event: ProviderEvent) -> None:
+        kind = type(event)
+        if kind is RequestReceived:
+            self._on_request(event)  # type: ignore[arg-type]
+        elif kind is ResponseReceived:
+            self._on_response(event)  # type: ignore[arg-type]
+        else:
+            self._on_other(event)
+
     def _on_other(self, event: ProviderEvent) -> None:
         """Transport effects here; the association's events to the subclass."""
         if isinstance(event, CloseTransport):
@@ -234,12 +250,24 @@ class CoreProtocol(asyncio.Protocol):
                 transport.close()
 
     def _flush_later(self) -> None:
+        """``_pump`` written out: once per loop pass while answers are given later."""
         self._flush_soon = None
-        self._flush()
-        self._rearm()
+        core = self._core
+        self._drain()
+        out = core.data_to_send()
+        transport = self._transport
+        if transport is not None:
+            if out:
+                transport.write(out)
+            if self._close_wanted:
+                self._flush()
+        when = core.next_deadline()
+        if when is not None and (self._timer is None or when < self._timer_when):
+            self._arm(when)
 
     def _write_soon(self) -> None:
-        """Answers given outside a read share one write, one loop pass later."""
+        """Answers given outside a read share one write, one loop pass later (with the
+        events they caused: requests held beyond the window start, a release proceeds)."""
         if self._flush_soon is None and not self._stopped:
             self._flush_soon = self._loop.call_soon(self._flush_later)
 
