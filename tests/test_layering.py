@@ -76,3 +76,13 @@ def test_no_upward_or_io_imports(path: Path) -> None:
             assert module.split(".")[0] not in IO_MODULES, f"{rel} imports {module} (I/O)"
         if own == "pdu":
             assert module.split(".")[0] != "pydicom", f"{rel} imports pydicom"
+
+
+def test_the_provider_core_is_sans_io() -> None:
+    """DESIGN.md: the DIMSE provider core (dimse/provider*.py) takes bytes and ``now``; it
+    imports no asyncio, socket, ssl, threading or time, whatever the rule above says."""
+    core = sorted((PACKAGE / "dimse").glob("provider*.py"))
+    assert {p.name for p in core} >= {"provider.py", "provider_events.py"}
+    for path in core:
+        for module in _imports(path):
+            assert module.split(".")[0] not in IO_MODULES, f"{path.name} imports {module}"

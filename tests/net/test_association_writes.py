@@ -57,14 +57,14 @@ async def test_deferred_answers_wait_for_respond_and_count_in_the_window() -> No
     transport = open_acceptor(association, VERIFICATION, window=4)
     association.data_received(_echoes(3))
     assert transport.writes == [] and len(held) == 3
-    assert association._performing  # still in the window: release waits for them
+    assert association._core.performing  # still in the window: release waits for them
     for request, ctx in held:
         ctx.respond(CEchoRSP(request.message_id, 0x0000, VERIFICATION))  # type: ignore[union-attr]
     held[0][1].respond(CEchoRSP(1, 0x0000, VERIFICATION))  # a second answer is ignored
     await asyncio.sleep(0)  # answers given outside a read share one write, a loop pass later
     assert len(transport.writes) == 1
     assert len(responses(transport.writes[0])) == 3
-    assert not association._performing
+    assert not association._core.performing
     association.abort()
 
 

@@ -165,24 +165,15 @@ async def test_associate_rq_item_running_past_pdu(net: Net, raw_peers: Any) -> N
     assert await raw.rest() == abort_pdu(0, 0)
 
 
-async def test_half_an_associate_rq_then_silence_closed_by_artim(net: Net, raw_peers: Any) -> None:
-    server = await net.serve(config=make_config(request_timeout=0.3))
-    raw = await raw_peers(server.port)
-    raw.writer.write(request_pdu()[:40])
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    assert await raw.rest(timeout=3) == b""  # AA-2: ARTIM expiry closes without a PDU
-    assert 0.25 <= loop.time() - start < 1.5
-    await asyncio.wait_for(_until(lambda: not server.associations), 5)
-
-
 async def test_silent_client_closed_by_artim(net: Net, raw_peers: Any) -> None:
+    """The adapter arms ARTIM and closes (AA-2, no PDU); when exactly, and for a half-sent
+    A-ASSOCIATE-RQ too, is asserted on virtual time (test_provider_deadlines)."""
     server = await net.serve(config=make_config(request_timeout=0.3))
     raw = await raw_peers(server.port)
     loop = asyncio.get_running_loop()
     start = loop.time()
     assert await raw.rest(timeout=3) == b""
-    assert 0.25 <= loop.time() - start < 1.5
+    assert loop.time() - start < 1.5
 
 
 # ------------------------------------------------------------------ established
@@ -262,6 +253,8 @@ async def test_echo_then_garbage_command(net: Net, raw_peers: Any) -> None:
 
 
 async def test_half_a_pdu_then_silence_closed_by_pdu_timeout(net: Net, raw_peers: Any) -> None:
+    """The A-ABORT reaches the wire, then the close; the deadline itself (and a slow but
+    steady peer that is not cut off) is asserted on virtual time (test_provider_deadlines)."""
     server = await net.serve(config=make_config(pdu_timeout=0.3))
     raw = await raw_peers(server.port)
     await raw.associate()
@@ -269,28 +262,9 @@ async def test_half_a_pdu_then_silence_closed_by_pdu_timeout(net: Net, raw_peers
     start = loop.time()
     raw.writer.write(pdata((1, 0x03, encode_command(CEchoRQ(1))))[:20])
     assert await raw.rest(timeout=3) == abort_pdu(0, 0)
-    assert 0.25 <= loop.time() - start < 1.5
+    assert loop.time() - start < 1.5
     (assoc,) = net.associations
     await asyncio.wait_for(assoc.wait_closed(), 5)
-
-
-async def test_slow_but_steady_peer_is_not_cut_off(net: Net, raw_peers: Any) -> None:
-    """pdu_timeout bounds one PDU, not a stream that keeps completing PDUs."""
-    server = await net.serve(config=make_config(pdu_timeout=0.3))
-    raw = await raw_peers(server.port)
-    await raw.associate()
-    one = pdata((1, 0x03, encode_command(CEchoRQ(1))))
-    stream = b"".join(pdata((1, 0x03, encode_command(CEchoRQ(i)))) for i in range(1, 9))
-    chunk = len(one) + 7  # each write completes a PDU and starts the next
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for pos in range(0, len(stream), chunk):
-        raw.writer.write(stream[pos : pos + chunk])
-        await asyncio.sleep(0.06)
-    assert loop.time() - start > 0.3
-    for _ in range(8):
-        assert (await raw.pdu())[0] == 0x04
-    assert net.associations[0].is_established
 
 
 # ------------------------------------------------------------------ raw acceptor

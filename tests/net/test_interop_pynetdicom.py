@@ -330,7 +330,7 @@ async def test_our_requestor_against_pynetdicom_acceptor(net: Net, pyn_scp: Pyne
     negotiated = assoc.negotiated
     assert negotiated is not None
     assert negotiated.remote_max_pdata_length == 128
-    assert assoc._send_limit == 128  # noqa: SLF001
+    assert assoc._core.send_limit == 128  # noqa: SLF001
     push = assoc.context_for(UPS_PUSH).context_id
     echo = await assoc.request(CEchoRQ(assoc.new_message_id()), 1)
     assert echo.status == 0

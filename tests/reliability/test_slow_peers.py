@@ -16,8 +16,10 @@ process as it was (fds, tasks, association timers) and still serving:
   A-ASSOCIATE-RQ (-acceptTO), its N-EVENT-REPORT (-rspTO) or its A-RELEASE-RQ
   (-releaseTO) is given up on by that timer, and the SCP goes on serving.
 
-Elapsed-time bounds are generous on the upper side (two shared, loaded CPUs) and tight
-enough on the lower side to show that the right timer fired.
+Which timer fired, and exactly when, is asserted on virtual time against the provider
+core (``tests/dimse/test_provider_deadlines.py`` has each of these cases); here the
+elapsed time is only bounded above, generously (two shared, loaded CPUs), to show that
+the real timer is armed and the case ends by it, not by luck.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ ONE_READ = 256 * 1024
 
 
 def elapsed_ok(elapsed: float, timer: float) -> bool:
-    return 0.8 * timer <= elapsed <= timer + SLACK
+    """Ended by the timer's deadline at the latest (the deadline: test_provider_deadlines)."""
+    return elapsed <= timer + SLACK
 
 
 async def dribble(peer: RawPeer, data: bytes, every: float = 0.05) -> None:

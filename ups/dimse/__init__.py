@@ -10,6 +10,10 @@ clock or the event loop. Modules:
 * ``scanner``   one pass over a data set's bytes: structure, limits, DICOM JSON (PS3.18 F.2)
 * ``status``    the status code table (PS3.7 Annex C, PS3.4 Annex CC)
 * ``errors``    ``DimseError`` and friends, each carrying its PS3.7 status
+* ``provider``  the DIMSE provider core: one association's Message IDs, both windows,
+                C-FIND streams, C-CANCEL, the reaper and every deadline, over the pdu
+                machine (``provider_base``, ``provider_lifecycle``, ``provider_window``,
+                ``provider_deadlines``, ``provider_events``)
 """
 
 from __future__ import annotations

@@ -90,3 +90,42 @@ class LimitExceeded(DatasetError):
 
 class EncodeError(DimseError):
     """A local value that cannot be put on the wire (a caller bug, never the peer's)."""
+
+
+class ProviderError(DimseError):
+    """The DIMSE provider core cannot serve a request, or its association has failed.
+
+    Raised by ``provider.DimseProvider`` to a local caller (not established, being
+    released, a Message ID already outstanding) and carried by its events as the cause
+    an association ended with; the asyncio adapter turns it into a ``NetError`` in one
+    place. ``status`` is not used: no response carries it.
+    """
+
+
+class ProviderAborted(ProviderError):
+    """The association ended by A-ABORT (either side) or its transport was lost.
+
+    ``source`` and ``reason`` are those of the A-ABORT (PS3.8 Table 9-26) when one was
+    received; None when the provider ended it without one.
+    """
+
+    def __init__(self, message: str, source: int | None = None, reason: int | None = None):
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
+
+
+class ProviderRejected(ProviderError):
+    """The association was rejected (A-ASSOCIATE-RJ, PS3.8 Table 9-21): by the peer, or by
+    this acceptor's policy. ``result``, ``source`` and ``reason`` are the RJ's fields."""
+
+    def __init__(self, message: str, result: int, source: int, reason: int) -> None:
+        super().__init__(message)
+        self.result = result
+        self.source = source
+        self.reason = reason
+
+
+class ProviderTimeout(ProviderError):
+    """A deadline of the core ran out: A-ASSOCIATE-AC, A-RELEASE-RP, a partial PDU,
+    -idleTO or -rspTO (the reaper)."""

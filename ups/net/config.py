@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ups.dimse.provider import ProviderSettings
 from ups.net.tls import TLSOptions
 
 DEFAULT_PDU_LENGTH = 16 * 1024
@@ -71,3 +72,20 @@ class AssociationConfig:
         if self.tls is None:
             return phase
         return min(self.tls.handshake_timeout, phase)
+
+    def provider_settings(self) -> ProviderSettings:
+        """The timeouts and limits the sans-I/O provider core needs (``dimse.provider``)."""
+        return ProviderSettings(
+            accept_timeout=self.accept_timeout,
+            request_timeout=self.request_timeout,
+            release_timeout=self.release_timeout,
+            response_timeout=self.response_timeout,
+            reaper_period=self.reaper_period,
+            idle_timeout=self.idle_timeout,
+            pdu_timeout=self.pdu_timeout,
+            so_close_delay=self.so_close_delay,
+            max_pdata_receive=self.max_pdata_receive,
+            max_pdata_send=self.max_pdata_send,
+            max_dataset_length=self.max_dataset_length,
+            pack_pdv=self.pack_pdv,
+        )

@@ -16,7 +16,6 @@ from pydicom.uid import generate_uid
 import ups
 from ups.dimse.datasets import decode_dataset, encode_dataset
 from ups.dimse.messages import (
-    CCancelRQ,
     CFindRQ,
     NEventReportRQ,
     NEventReportRSP,
@@ -486,8 +485,8 @@ async def test_find_cancel_over_the_wire(scp: UPSSCP) -> None:
         )
         # C-FIND-RQ and C-CANCEL-RQ back to back, so the SCP reads both before it
         # has sent a single match: the outcome does not depend on timing.
-        pending = await assoc._send_request(rq, ctx.context_id, stream=True)
-        assoc._send_message(CCancelRQ(rq.message_id), ctx.context_id)
+        pending = assoc._submit(rq, ctx.context_id, stream=True)
+        assoc._send_cancel(rq.message_id)
         final = await asyncio.wait_for(pending.future, 5.0)
         assert final.status == 0xFE00
         assert (await scu.echo()).status == 0
