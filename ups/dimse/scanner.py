@@ -126,6 +126,7 @@ _UN_LENGTH_CEILING: Final = 0xFFFF  # pydicom trusts UN over the dictionary from
 
 _LONG_VRS: Final = frozenset("OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
 _EXPLICIT: Final = {vr.encode("ascii"): (vr, vr in _LONG_VRS) for vr in VRS}
+_CREATOR_VRS: Final = TEXTUAL | {"IS", "DS"}
 _SIZE: Final = {vr: struct.calcsize("<" + code) for vr, code in FIXED.items()}
 
 
@@ -394,10 +395,12 @@ class _Scan:
         if not creators or not elem & 0xFF00:
             return "UN"
         creator = creators.get((tag & 0xFFFF0000) | elem >> 8)
-        if creator is None or creator[2] not in TEXTUAL:
+        if creator is None or creator[2] not in _CREATOR_VRS:
             return "UN"  # pydicom looks a non-text creator up and finds nothing
         start, end, vr = creator
-        names = CONVERTERS[vr](self.buf[start:end], _IMPLICIT_LE, charset)
+        # An IS/DS creator that is not a number stays text in pydicom, and is looked up.
+        text_vr = "LO" if vr in ("IS", "DS") else vr
+        names = CONVERTERS[text_vr](self.buf[start:end], _IMPLICIT_LE, charset)
         return private_dictionary_vr(tag, names[0]) if names and len(names) == 1 else "UN"
 
     def charset(
