@@ -51,6 +51,8 @@ NUMBER_OF_WARNING_SUBOPERATIONS: Final = 0x1023
 MOVE_ORIGINATOR_AE_TITLE: Final = 0x1030
 MOVE_ORIGINATOR_MESSAGE_ID: Final = 0x1031
 
+RESPONSE_BIT: Final = 0x8000
+"""Set in the Command Field (0000,0100) of every response (PS3.7 E.1)."""
 NO_DATA_SET: Final = 0x0101
 """Command Data Set Type (0000,0800) value meaning "no data set follows" (PS3.7 E.1)."""
 DATA_SET_PRESENT: Final = 0x0001

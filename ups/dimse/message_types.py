@@ -32,6 +32,7 @@ from ups.dimse.codec import (
     PRIORITY,
     REQUESTED_SOP_CLASS_UID,
     REQUESTED_SOP_INSTANCE_UID,
+    RESPONSE_BIT,
     STATUS,
     CommandValue,
 )
@@ -446,4 +447,4 @@ MESSAGE_TYPES: Final[dict[int, type[Message]]] = {
 
 def is_request(msg: Message) -> bool:
     """True for a request (Command Field without the 0x8000 response bit)."""
-    return not msg.COMMAND_FIELD & 0x8000
+    return not msg.COMMAND_FIELD & RESPONSE_BIT

@@ -33,6 +33,7 @@ from ups.dimse.provider_events import (
     RequestRejected,
     ResponseReceived,
 )
+from ups.dimse.responses import response_for_field
 from ups.dimse.status import Status
 from ups.net.config import AssociationConfig
 from ups.net.errors import (
@@ -52,8 +53,7 @@ from ups.net.handlers import (
     dispatch,
 )
 from ups.net.protocol import CoreProtocol
-from ups.net.responses import response_for_field
-from ups.pdu.enums import AbortReason
+from ups.pdu.enums import AbortReason, describe_reject
 from ups.pdu.negotiation import AcceptedContext, AcceptorPolicy, Negotiated
 from ups.pdu.pdus import AAssociateRQ
 
@@ -330,30 +330,6 @@ class Association(CoreProtocol):
         if cause is self._core.failure:
             self._errors[id(cause)] = error
         return error
-
-
-def describe_reject(result: int, source: int, reason: int) -> str:
-    """The words of PS3.8 Table 9-21 for an A-ASSOCIATE-RJ."""
-    results = {1: "rejected-permanent", 2: "rejected-transient"}
-    reasons: dict[tuple[int, int], str] = {
-        (1, 1): "no-reason-given",
-        (1, 2): "application-context-name-not-supported",
-        (1, 3): "calling-AE-title-not-recognized",
-        (1, 7): "called-AE-title-not-recognized",
-        (2, 1): "no-reason-given",
-        (2, 2): "protocol-version-not-supported",
-        (3, 1): "temporary-congestion",
-        (3, 2): "local-limit-exceeded",
-    }
-    sources = {
-        1: "service-user",
-        2: "service-provider (ACSE)",
-        3: "service-provider (presentation)",
-    }
-    return (
-        f"{results.get(result, result)}, source {sources.get(source, source)}, "
-        f"reason {reasons.get((source, reason), reason)}"
-    )
 
 
 __all__ = [

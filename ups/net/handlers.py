@@ -19,10 +19,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ups.dimse.messages import VERIFICATION_SOP_CLASS as VERIFICATION
 from ups.dimse.messages import CEchoRQ, CEchoRSP, Request, Response
 from ups.dimse.provider_events import RequestReceived
+from ups.dimse.responses import failure_response
 from ups.dimse.status import Status
-from ups.net.responses import failure_response
 from ups.pdu.negotiation import AcceptedContext
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ups.net")
 
-VERIFICATION = "1.2.840.10008.1.1"
 _PROCESSING_FAILURE = int(Status.PROCESSING_FAILURE)
 _NOT_SUPPORTED = int(Status.SOP_CLASS_NOT_SUPPORTED)
 
@@ -70,8 +70,8 @@ Handler = Callable[[Request, RequestContext], HandlerResult]
 
 def _echo(request: Request, ctx: RequestContext) -> Response:
     if not isinstance(request, CEchoRQ):
-        return failure_response(request, 0x0211, "Verification serves C-ECHO only")
-    return CEchoRSP(request.message_id, 0x0000, request.affected_sop_class_uid)
+        return failure_response(request, Status.UNRECOGNIZED_OPERATION, "Verification: C-ECHO only")
+    return CEchoRSP(request.message_id, Status.SUCCESS, request.affected_sop_class_uid)
 
 
 DEFAULT_HANDLERS: Mapping[str, Handler] = {VERIFICATION: _echo}

@@ -125,3 +125,27 @@ APPLICATION_CONTEXT_NAME = "1.2.840.10008.3.1.1.1"
 
 PROTOCOL_VERSION = 1
 """Bit 0 of the protocol-version field (PS3.8 §9.3.2)."""
+
+
+def describe_reject(result: int, source: int, reason: int) -> str:
+    """The words of PS3.8 Table 9-21 for an A-ASSOCIATE-RJ."""
+    results = {1: "rejected-permanent", 2: "rejected-transient"}
+    reasons: dict[tuple[int, int], str] = {
+        (1, 1): "no-reason-given",
+        (1, 2): "application-context-name-not-supported",
+        (1, 3): "calling-AE-title-not-recognized",
+        (1, 7): "called-AE-title-not-recognized",
+        (2, 1): "no-reason-given",
+        (2, 2): "protocol-version-not-supported",
+        (3, 1): "temporary-congestion",
+        (3, 2): "local-limit-exceeded",
+    }
+    sources = {
+        1: "service-user",
+        2: "service-provider (ACSE)",
+        3: "service-provider (presentation)",
+    }
+    return (
+        f"{results.get(result, result)}, source {sources.get(source, source)}, "
+        f"reason {reasons.get((source, reason), reason)}"
+    )

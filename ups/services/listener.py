@@ -39,9 +39,9 @@ from typing import cast
 from ups.dimse.datasets import LazyDataset
 from ups.dimse.errors import DatasetError
 from ups.dimse.messages import CEchoRQ, CEchoRSP, NEventReportRQ, NEventReportRSP, Request
+from ups.dimse.responses import failure_response
 from ups.dimse.scanner import check_dataset, dataset_json
 from ups.net.association import DEFERRED, Association, HandlerResult, RequestContext
-from ups.net.responses import failure_response
 from ups.net.server import Server, serve
 from ups.pdu.fastinit import fast_new
 from ups.services.address import ListenAddress, resolve_listen

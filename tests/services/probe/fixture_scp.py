@@ -43,11 +43,11 @@ from ups.dimse.messages import (
     Request,
     Response,
 )
+from ups.dimse.responses import failure_response
 from ups.net.association import Association, HandlerResult, RequestContext
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
 from ups.net.requestor import build_request, connect
-from ups.net.responses import failure_response
 from ups.net.server import Server, serve
 from ups.pdu.items import RoleSelection
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport

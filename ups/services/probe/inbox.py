@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import ups
+from ups.dimse.codec import RESPONSE_BIT
 from ups.dimse.datasets import TRANSFER_SYNTAXES, LazyDataset
 from ups.dimse.messages import MESSAGE_TYPES, NEventReportRQ, NEventReportRSP, Request, Response
 from ups.dimse.status import Status
@@ -86,7 +87,7 @@ class Inbox:
     def _on_request(self, request: Request, ctx: RequestContext) -> Response:
         if not isinstance(request, NEventReportRQ):
             # Its response class is its Command Field with the response bit (PS3.7 E.1).
-            answer = cast(_Answer, MESSAGE_TYPES[request.COMMAND_FIELD | 0x8000])
+            answer = cast(_Answer, MESSAGE_TYPES[request.COMMAND_FIELD | RESPONSE_BIT])
             return answer(getattr(request, "message_id", 0), _UNRECOGNIZED_OPERATION)
         association = ctx.association
         raw = None

@@ -62,10 +62,10 @@ from ups.dimse.messages import (
     Request,
     Response,
 )
+from ups.dimse.responses import failure_response
 from ups.dimse.status import Status
 from ups.errors import DicomError
 from ups.net.association import HandlerResult, RequestContext
-from ups.net.responses import failure_response
 from ups.net.server import Server, serve
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.services.errors import ServiceError

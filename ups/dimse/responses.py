@@ -9,6 +9,7 @@ Class/Instance (from the request's Affected or Requested ones), Event/Action Typ
 
 from __future__ import annotations
 
+from ups.dimse.codec import RESPONSE_BIT
 from ups.dimse.messages import MESSAGE_TYPES, CCancelRQ, Request, Response
 
 ERROR_COMMENT_LIMIT = 64
@@ -26,8 +27,8 @@ def response_for_field(
     command_field: int, message_id: int, status: int, comment: str = ""
 ) -> Response | None:
     """A bare response to request ``command_field`` (None if it has no response type)."""
-    cls = MESSAGE_TYPES.get(command_field | 0x8000)
-    if cls is None or command_field & 0x8000:
+    cls = MESSAGE_TYPES.get(command_field | RESPONSE_BIT)
+    if cls is None or command_field & RESPONSE_BIT:
         return None
     return cls(  # type: ignore[call-arg,return-value]
         message_id_being_responded_to=message_id,
@@ -40,7 +41,7 @@ def failure_response(request: Request, status: int, comment: str = "") -> Respon
     """The response to ``request`` carrying ``status`` and an optional Error Comment."""
     if isinstance(request, CCancelRQ):
         raise TypeError("C-CANCEL-RQ has no response")
-    cls = MESSAGE_TYPES[request.COMMAND_FIELD | 0x8000]
+    cls = MESSAGE_TYPES[request.COMMAND_FIELD | RESPONSE_BIT]
     wanted = cls.__dataclass_fields__
     kwargs: dict[str, object] = {
         "message_id_being_responded_to": request.message_id,
