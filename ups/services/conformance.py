@@ -3,7 +3,7 @@
 This module owns the expectations, nothing that acts on them:
 
 * :data:`TRANSITIONS`, the Unified Procedure Step State Transition Table (PS3.4 Table
-  CC.1.1-2), one :class:`Cell` per (request, state), each with the status code CC.2
+  CC.1.1-2), one :class:`ExpectedCell` per (request, state), each with the status code CC.2
   gives it (Tables CC.2.1-2, CC.2.2-2, CC.2.5-4) as a :class:`~ups.dimse.status.Status`;
 * :data:`STATUS_CASES`, every status a client can provoke, named: the 45 cells of the
   table plus the attribute rules of N-CREATE (Table CC.2.5-3/-4), N-SET (CC.2.6-1),
@@ -41,11 +41,11 @@ from ups.services.uids import EventType, ProcedureStepState, Role
 
 __all__ = [
     "Row",
-    "Cell",
+    "ExpectedCell",
     "TRANSITIONS",
     "COLUMNS",
     "column_slug",
-    "Action",
+    "RequestKind",
     "Tuid",
     "Variant",
     "StatusCase",
@@ -57,8 +57,12 @@ __all__ = [
     "FINAL_STATES",
 ]
 
-State = ProcedureStepState
-_S, _IP, _CO, _CA = State.SCHEDULED, State.IN_PROGRESS, State.COMPLETED, State.CANCELED
+_S, _IP, _CO, _CA = (
+    ProcedureStepState.SCHEDULED,
+    ProcedureStepState.IN_PROGRESS,
+    ProcedureStepState.COMPLETED,
+    ProcedureStepState.CANCELED,
+)
 FINAL_STATES = frozenset({_CO, _CA})
 
 # ----------------------------------------------------------------- Table CC.1.1-2
@@ -108,7 +112,7 @@ def column_slug(state: ProcedureStepState | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Cell:
+class ExpectedCell:
     """One cell: the status to answer, and the state afterwards for an accepted request.
 
     ``new_state`` is None for a refusal or a warning (nothing changes) and for Request
@@ -126,13 +130,13 @@ class Cell:
 
 
 _OK = Status.SUCCESS
-_DUP = Cell(Status.DUPLICATE_SOP_INSTANCE)
-_NONE = Cell(Status.UPS_NO_SUCH_INSTANCE)
-_NO_UPDATE = Cell(Status.UPS_MAY_NO_LONGER_BE_UPDATED)
-_ONLY_CREATE = Cell(Status.UPS_SCHEDULED_ONLY_VIA_CREATE)
-_NOT_IN_PROGRESS = Cell(Status.UPS_NOT_IN_PROGRESS)
-_WRONG = Cell(Status.UPS_WRONG_TRANSACTION_UID)
-_WRONG_OR_FINAL = Cell(
+_DUP = ExpectedCell(Status.DUPLICATE_SOP_INSTANCE)
+_NONE = ExpectedCell(Status.UPS_NO_SUCH_INSTANCE)
+_NO_UPDATE = ExpectedCell(Status.UPS_MAY_NO_LONGER_BE_UPDATED)
+_ONLY_CREATE = ExpectedCell(Status.UPS_SCHEDULED_ONLY_VIA_CREATE)
+_NOT_IN_PROGRESS = ExpectedCell(Status.UPS_NOT_IN_PROGRESS)
+_WRONG = ExpectedCell(Status.UPS_WRONG_TRANSACTION_UID)
+_WRONG_OR_FINAL = ExpectedCell(
     Status.UPS_WRONG_TRANSACTION_UID,
     readings=frozenset({Status.UPS_MAY_NO_LONGER_BE_UPDATED}),
 )
@@ -141,26 +145,28 @@ _NO_TUID = frozenset(
 )
 """What an SCP may call a Change UPS State without the Transaction UID CC.2.1.2 requires."""
 # A SCHEDULED UPS has no Transaction UID yet: "without the correct one" means none at all.
-_WRONG_OR_SCHEDULED = Cell(
+_WRONG_OR_SCHEDULED = ExpectedCell(
     Status.UPS_WRONG_TRANSACTION_UID, readings=_NO_TUID | {Status.UPS_NOT_IN_PROGRESS}
 )
 
-TRANSITIONS: Mapping[tuple[Row, ProcedureStepState | None], Cell] = MappingProxyType(
+TRANSITIONS: Mapping[tuple[Row, ProcedureStepState | None], ExpectedCell] = MappingProxyType(
     {
-        (Row.CREATE, None): Cell(_OK, new_state=_S),
+        (Row.CREATE, None): ExpectedCell(_OK, new_state=_S),
         (Row.CREATE, _S): _DUP,
         (Row.CREATE, _IP): _DUP,
         (Row.CREATE, _CO): _DUP,
         (Row.CREATE, _CA): _DUP,
         (Row.IN_PROGRESS, None): _NONE,
-        (Row.IN_PROGRESS, _S): Cell(_OK, new_state=_IP),
-        (Row.IN_PROGRESS, _IP): Cell(Status.UPS_ALREADY_IN_PROGRESS),
+        (Row.IN_PROGRESS, _S): ExpectedCell(_OK, new_state=_IP),
+        (Row.IN_PROGRESS, _IP): ExpectedCell(Status.UPS_ALREADY_IN_PROGRESS),
         (Row.IN_PROGRESS, _CO): _NO_UPDATE,
         (Row.IN_PROGRESS, _CA): _NO_UPDATE,
         (Row.IN_PROGRESS_WRONG_UID, None): _NONE,
-        (Row.IN_PROGRESS_WRONG_UID, _S): Cell(Status.UPS_WRONG_TRANSACTION_UID, readings=_NO_TUID),
+        (Row.IN_PROGRESS_WRONG_UID, _S): ExpectedCell(
+            Status.UPS_WRONG_TRANSACTION_UID, readings=_NO_TUID
+        ),
         # The second claim (CC.2.1.2 note 2): C302 "already IN PROGRESS" is the other reading.
-        (Row.IN_PROGRESS_WRONG_UID, _IP): Cell(
+        (Row.IN_PROGRESS_WRONG_UID, _IP): ExpectedCell(
             Status.UPS_WRONG_TRANSACTION_UID,
             readings=frozenset({Status.UPS_ALREADY_IN_PROGRESS}),
         ),
@@ -173,8 +179,8 @@ TRANSITIONS: Mapping[tuple[Row, ProcedureStepState | None], Cell] = MappingProxy
         (Row.SCHEDULED, _CA): _ONLY_CREATE,
         (Row.COMPLETED, None): _NONE,
         (Row.COMPLETED, _S): _NOT_IN_PROGRESS,
-        (Row.COMPLETED, _IP): Cell(_OK, new_state=_CO, final_check=True),
-        (Row.COMPLETED, _CO): Cell(Status.UPS_ALREADY_COMPLETED),
+        (Row.COMPLETED, _IP): ExpectedCell(_OK, new_state=_CO, final_check=True),
+        (Row.COMPLETED, _CO): ExpectedCell(Status.UPS_ALREADY_COMPLETED),
         (Row.COMPLETED, _CA): _NO_UPDATE,
         (Row.COMPLETED_WRONG_UID, None): _NONE,
         (Row.COMPLETED_WRONG_UID, _S): _WRONG_OR_SCHEDULED,
@@ -182,20 +188,20 @@ TRANSITIONS: Mapping[tuple[Row, ProcedureStepState | None], Cell] = MappingProxy
         (Row.COMPLETED_WRONG_UID, _CO): _WRONG_OR_FINAL,
         (Row.COMPLETED_WRONG_UID, _CA): _WRONG_OR_FINAL,
         (Row.REQUEST_CANCEL, None): _NONE,
-        (Row.REQUEST_CANCEL, _S): Cell(_OK, new_state=_CA, final_check=True),
+        (Row.REQUEST_CANCEL, _S): ExpectedCell(_OK, new_state=_CA, final_check=True),
         # The performer is told (UPS Cancel Requested) and decides; CC.2.2.3 lets the SCP
         # refuse when the performer cannot be reached (C312) or declines (C313).
-        (Row.REQUEST_CANCEL, _IP): Cell(
+        (Row.REQUEST_CANCEL, _IP): ExpectedCell(
             _OK,
             allowed=frozenset({Status.UPS_PERFORMER_UNREACHABLE, Status.UPS_PERFORMER_DECLINES}),
         ),
-        (Row.REQUEST_CANCEL, _CO): Cell(Status.UPS_CANCEL_ALREADY_COMPLETED),
-        (Row.REQUEST_CANCEL, _CA): Cell(Status.UPS_ALREADY_CANCELED),
+        (Row.REQUEST_CANCEL, _CO): ExpectedCell(Status.UPS_CANCEL_ALREADY_COMPLETED),
+        (Row.REQUEST_CANCEL, _CA): ExpectedCell(Status.UPS_ALREADY_CANCELED),
         (Row.CANCELED, None): _NONE,
         (Row.CANCELED, _S): _NOT_IN_PROGRESS,
-        (Row.CANCELED, _IP): Cell(_OK, new_state=_CA, final_check=True),
+        (Row.CANCELED, _IP): ExpectedCell(_OK, new_state=_CA, final_check=True),
         (Row.CANCELED, _CO): _NO_UPDATE,
-        (Row.CANCELED, _CA): Cell(Status.UPS_ALREADY_CANCELED),
+        (Row.CANCELED, _CA): ExpectedCell(Status.UPS_ALREADY_CANCELED),
         (Row.CANCELED_WRONG_UID, None): _NONE,
         (Row.CANCELED_WRONG_UID, _S): _WRONG_OR_SCHEDULED,
         (Row.CANCELED_WRONG_UID, _IP): _WRONG,
@@ -207,8 +213,8 @@ TRANSITIONS: Mapping[tuple[Row, ProcedureStepState | None], Cell] = MappingProxy
 # ----------------------------------------------------------------- status cases
 
 
-class Action(Enum):
-    """What a case sends (PS3.4 CC.2; N-ACTION with its Action Type ID, CC.2.1-CC.2.3)."""
+class RequestKind(Enum):
+    """What a case sends (PS3.4 CC.2; N-ACTION with its RequestKind Type ID, CC.2.1-CC.2.3)."""
 
     CREATE = "N-CREATE"
     SET = "N-SET"
@@ -271,7 +277,7 @@ class StatusCase:
 
     name: str
     reference: str
-    action: Action
+    action: RequestKind
     expected: Status
     start: ProcedureStepState | None = None
     target: ProcedureStepState | None = None
@@ -293,7 +299,10 @@ class StatusCase:
         parts = [self.action.value]
         if self.target is not None:
             parts.append(f"-> {self.target.value}")
-        if self.action in (Action.CHANGE_STATE, Action.SET) and self.tuid is not Tuid.CORRECT:
+        if (
+            self.action in (RequestKind.CHANGE_STATE, RequestKind.SET)
+            and self.tuid is not Tuid.CORRECT
+        ):
             none = self.tuid is Tuid.NONE or self.start in (None, _S)  # none to get wrong
             parts.append("(no Transaction UID)" if none else "(another Transaction UID)")
         if self.variant is not Variant.PLAIN:
@@ -305,8 +314,8 @@ class StatusCase:
         return f"{' '.join(parts)} to {where}"
 
 
-_CELL_ACTIONS: Mapping[Row, Action] = MappingProxyType(
-    {Row.CREATE: Action.CREATE, Row.REQUEST_CANCEL: Action.REQUEST_CANCEL}
+_CELL_ACTIONS: Mapping[Row, RequestKind] = MappingProxyType(
+    {Row.CREATE: RequestKind.CREATE, Row.REQUEST_CANCEL: RequestKind.REQUEST_CANCEL}
 )
 _CELL_REFERENCES: Mapping[Row, str] = MappingProxyType(
     {
@@ -318,7 +327,7 @@ _CELL_REFERENCES: Mapping[Row, str] = MappingProxyType(
 
 def _cell_case(row: Row, column: ProcedureStepState | None) -> StatusCase:
     cell = TRANSITIONS[(row, column)]
-    action = _CELL_ACTIONS.get(row, Action.CHANGE_STATE)
+    action = _CELL_ACTIONS.get(row, RequestKind.CHANGE_STATE)
     if row is Row.CREATE:
         tuid = Tuid.CORRECT
     else:
@@ -346,7 +355,7 @@ def cell_case(row: Row, column: ProcedureStepState | None) -> StatusCase:
     return CASES_BY_NAME[f"{row.value}@{column_slug(column)}"]
 
 
-_A = Action
+_A = RequestKind
 _V = Variant
 _C25 = "PS3.4 CC.2.5.3, Table CC.2.5-4"
 _C26 = "PS3.4 CC.2.6.3, Table CC.2.6-1"

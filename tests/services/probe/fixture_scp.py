@@ -63,8 +63,7 @@ from ups.services.uids import (
     ProcedureStepState,
 )
 
-State = ProcedureStepState
-_FINAL = (State.COMPLETED, State.CANCELED)
+_FINAL = (ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED)
 _TUID = 0x00081195
 
 
@@ -87,8 +86,8 @@ def _text(ds: Dataset, keyword: str) -> str:
     return str(ds.get(keyword, "") or "").strip()
 
 
-def _state(ds: Dataset) -> State:
-    return State(_text(ds, "ProcedureStepState"))
+def _state(ds: Dataset) -> ProcedureStepState:
+    return ProcedureStepState(_text(ds, "ProcedureStepState"))
 
 
 def _report(ds: Dataset) -> Dataset:
@@ -213,7 +212,7 @@ class FixtureSCP:
     def _create(self, iuid: str, ds: Dataset) -> int:
         if iuid in self.items or iuid in GLOBAL_SUBSCRIPTION_INSTANCES:
             return 0x0111
-        if _text(ds, "ProcedureStepState") != State.SCHEDULED:
+        if _text(ds, "ProcedureStepState") != ProcedureStepState.SCHEDULED:
             return 0xC309
         ds.SOPInstanceUID = iuid
         ds.TransactionUID = None
@@ -243,9 +242,9 @@ class FixtureSCP:
         state, tuid = _state(item), _text(ds, "TransactionUID")
         if state in _FINAL:
             return 0xC300
-        if state == State.IN_PROGRESS and tuid != _text(item, "TransactionUID"):
+        if state == ProcedureStepState.IN_PROGRESS and tuid != _text(item, "TransactionUID"):
             return 0xC301
-        if state == State.SCHEDULED and tuid:
+        if state == ProcedureStepState.SCHEDULED and tuid:
             return 0xC310
         progress_before = item.get("ProcedureStepProgressInformationSequence")
         for elem in ds:
@@ -273,33 +272,37 @@ class FixtureSCP:
     def _change_state(self, item: Dataset | None, ds: Dataset) -> int:
         wanted, tuid = _text(ds, "ProcedureStepState"), _text(ds, "TransactionUID")
         rows = {
-            State.IN_PROGRESS: (Row.IN_PROGRESS, Row.IN_PROGRESS_WRONG_UID),
-            State.SCHEDULED: (Row.SCHEDULED, Row.SCHEDULED),
-            State.COMPLETED: (Row.COMPLETED, Row.COMPLETED_WRONG_UID),
-            State.CANCELED: (Row.CANCELED, Row.CANCELED_WRONG_UID),
+            ProcedureStepState.IN_PROGRESS: (Row.IN_PROGRESS, Row.IN_PROGRESS_WRONG_UID),
+            ProcedureStepState.SCHEDULED: (Row.SCHEDULED, Row.SCHEDULED),
+            ProcedureStepState.COMPLETED: (Row.COMPLETED, Row.COMPLETED_WRONG_UID),
+            ProcedureStepState.CANCELED: (Row.CANCELED, Row.CANCELED_WRONG_UID),
         }
         if wanted not in rows:
             return 0x0115
         if item is None:
             return 0xC307
         state = _state(item)
-        correct = bool(tuid) if state == State.SCHEDULED else tuid == _text(item, "TransactionUID")
-        if self.faults.double_claim and state == wanted == State.IN_PROGRESS and tuid:
-            correct, state = True, State.SCHEDULED  # the second claim "wins"
-        cell = TRANSITIONS[(rows[State(wanted)][0 if correct else 1], state)]
+        correct = (
+            bool(tuid)
+            if state == ProcedureStepState.SCHEDULED
+            else tuid == _text(item, "TransactionUID")
+        )
+        if self.faults.double_claim and state == wanted == ProcedureStepState.IN_PROGRESS and tuid:
+            correct, state = True, ProcedureStepState.SCHEDULED  # the second claim "wins"
+        cell = TRANSITIONS[(rows[ProcedureStepState(wanted)][0 if correct else 1], state)]
         if cell.new_state is None:
             return int(cell.status)
         if cell.final_check and not self._final_ok(item, cell.new_state):
             return 0xC304
         item.ProcedureStepState = cell.new_state.value
-        if cell.new_state == State.IN_PROGRESS:
+        if cell.new_state == ProcedureStepState.IN_PROGRESS:
             item.TransactionUID = tuid
         self._notify(_text(item, "SOPInstanceUID"), 1, _report(item))
         return 0x0000
 
     @staticmethod
-    def _final_ok(item: Dataset, target: State) -> bool:
-        if target == State.COMPLETED:
+    def _final_ok(item: Dataset, target: ProcedureStepState) -> bool:
+        if target == ProcedureStepState.COMPLETED:
             return bool(item.get("UnifiedProcedureStepPerformedProcedureSequence"))
         items = item.get("ProcedureStepProgressInformationSequence") or []
         return any("ProcedureStepDiscontinuationReasonCodeSequence" in i for i in items)
@@ -321,7 +324,7 @@ class FixtureSCP:
         ):
             if keyword in ds:
                 info.add(ds[keyword])
-        if state == State.IN_PROGRESS:
+        if state == ProcedureStepState.IN_PROGRESS:
             if not any(uid == iuid for (_, uid) in self.subs):
                 return 0xC312
             self._notify(iuid, 2, info)
@@ -329,7 +332,7 @@ class FixtureSCP:
         progress = Dataset()
         progress.ProcedureStepDiscontinuationReasonCodeSequence = DicomSequence([])
         item.ProcedureStepProgressInformationSequence = DicomSequence([progress])
-        item.ProcedureStepState = State.CANCELED.value
+        item.ProcedureStepState = ProcedureStepState.CANCELED.value
         self._notify(iuid, 1, _report(item))
         return 0x0000
 

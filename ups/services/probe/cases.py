@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from ups.services.conformance import FINAL_STATES, Action, StatusCase, Tuid, Variant
+from ups.services.conformance import FINAL_STATES, RequestKind, StatusCase, Tuid, Variant
 from ups.services.probe.context import ProbeContext, succeeded
 from ups.services.probe.datasets import (
     cancel_attributes,
@@ -37,7 +37,6 @@ from ups.services.uids import (
 
 __all__ = ["CaseRun", "run_case", "cancel_request", "UNKNOWN_AE"]
 
-State = ProcedureStepState
 UNKNOWN_AE = "DCMUPS-NOBODY"
 _UNKNOWN_ACTION = 99
 
@@ -88,7 +87,7 @@ async def run_case(ctx: ProbeContext, case: StatusCase) -> CaseRun:
             raise NotApplicable(f"the {case.start} UPS is gone; no Deletion Lock was granted")
     answer = await _send(ctx, case, item)
     status, locked = answer.status, item.locked
-    if case.action is Action.GET and case.then is not None:
+    if case.action is RequestKind.GET and case.then is not None:
         state = None
         if answer.dataset is not None and "ProcedureStepState" in answer.dataset:
             state = str(answer.dataset.ProcedureStepState)
@@ -103,13 +102,13 @@ async def _send(ctx: ProbeContext, case: StatusCase, item: Tracked) -> Answer:
     action = case.action
     role = _role(case)
     session = ctx.session
-    if action is Action.CREATE:
+    if action is RequestKind.CREATE:
         return await _create(ctx, case, item, role)
-    if action is Action.SET:
+    if action is RequestKind.SET:
         ds = Dataset()
         ds.ProcedureStepLabel = ctx.label(f"{case.name} set")
         if case.variant is Variant.SET_STATE_SCHEDULED:
-            ds.ProcedureStepState = State.SCHEDULED.value
+            ds.ProcedureStepState = ProcedureStepState.SCHEDULED.value
         elif case.variant is Variant.SET_SOP_INSTANCE_UID:
             ds.SOPInstanceUID = str(generate_uid())
         tuid = _tuid(case.tuid, item)
@@ -117,16 +116,16 @@ async def _send(ctx: ProbeContext, case: StatusCase, item: Tracked) -> Answer:
             with quiet_pydicom():
                 ds.TransactionUID = tuid
         return await session.set(item.iuid, ds, role)
-    if action is Action.GET:
+    if action is RequestKind.GET:
         return await session.get(item.iuid, role=role)
-    if action is Action.CHANGE_STATE:
+    if action is RequestKind.CHANGE_STATE:
         return await _change_state(ctx, case, item, role)
-    if action is Action.REQUEST_CANCEL:
+    if action is RequestKind.REQUEST_CANCEL:
         ds = cancel_request(ctx.options.calling_ae)
         return await session.action(item.iuid, ActionType.REQUEST_CANCEL, ds, role)
-    if action in (Action.SUBSCRIBE, Action.UNSUBSCRIBE, Action.SUSPEND):
+    if action in (RequestKind.SUBSCRIBE, RequestKind.UNSUBSCRIBE, RequestKind.SUSPEND):
         return await _subscription(ctx, case, item, role)
-    if action is Action.UNKNOWN_ACTION:
+    if action is RequestKind.UNKNOWN_ACTION:
         return await session.action(item.iuid, _UNKNOWN_ACTION, None, role)
     query = Dataset()
     query.ProcedureStepLabel = ctx.label(case.name)
@@ -143,7 +142,7 @@ async def _create(ctx: ProbeContext, case: StatusCase, item: Tracked, role: Role
     variant = case.variant
     iuid = None if case.start is None else item.iuid
     if variant is Variant.NOT_SCHEDULED:
-        ds.ProcedureStepState = State.IN_PROGRESS.value
+        ds.ProcedureStepState = ProcedureStepState.IN_PROGRESS.value
     elif variant is Variant.MISSING_TYPE1:
         del ds.ScheduledProcedureStepPriority
     elif variant is Variant.EMPTY_TYPE1:
@@ -167,13 +166,17 @@ async def _change_state(ctx: ProbeContext, case: StatusCase, item: Tracked, role
         assert target is not None
         wanted = target.value
         ready = case.variant is not Variant.NO_FINAL_ATTRIBUTES
-        if target in FINAL_STATES and case.start == State.IN_PROGRESS and ready:
-            attrs = final_state_attributes() if target == State.COMPLETED else cancel_attributes()
+        if target in FINAL_STATES and case.start == ProcedureStepState.IN_PROGRESS and ready:
+            attrs = (
+                final_state_attributes()
+                if target == ProcedureStepState.COMPLETED
+                else cancel_attributes()
+            )
             await ctx.set(item, attrs)
     tuid = _tuid(case.tuid, item)
     ds = state_change(wanted, tuid)
     answer = await ctx.session.action(item.iuid, ActionType.CHANGE_STATE, ds, role)
-    if target == State.IN_PROGRESS and succeeded(answer.status) and item.tuid is None:
+    if target == ProcedureStepState.IN_PROGRESS and succeeded(answer.status) and item.tuid is None:
         item.tuid = tuid  # the claim won: cleanup finishes it with this one
     return answer
 
@@ -189,9 +192,9 @@ async def _subscription(ctx: ProbeContext, case: StatusCase, item: Tracked, role
     elif case.variant is Variant.BAD_DELETION_LOCK:
         lock = "MAYBE"
     action = {
-        Action.SUBSCRIBE: ActionType.SUBSCRIBE,
-        Action.UNSUBSCRIBE: ActionType.UNSUBSCRIBE,
-        Action.SUSPEND: ActionType.SUSPEND_GLOBAL,
+        RequestKind.SUBSCRIBE: ActionType.SUBSCRIBE,
+        RequestKind.UNSUBSCRIBE: ActionType.UNSUBSCRIBE,
+        RequestKind.SUSPEND: ActionType.SUSPEND_GLOBAL,
     }[case.action]
     if action is not ActionType.SUBSCRIBE:
         lock = None

@@ -15,7 +15,7 @@ from ups.net.errors import NetError
 from ups.services.probe.cases import cancel_request
 from ups.services.probe.context import ProbeContext, succeeded
 from ups.services.probe.datasets import subscription
-from ups.services.probe.model import NotApplicable, Outcome, SetupFailed, Verdict
+from ups.services.probe.model import Judgement, NotApplicable, SetupFailed, Verdict
 from ups.services.probe.session import Tracked
 from ups.services.uids import (
     UPS_GLOBAL_SUBSCRIPTION_INSTANCE,
@@ -26,8 +26,7 @@ from ups.services.uids import (
 
 __all__ = ["cleanup"]
 
-State = ProcedureStepState
-_FINAL = (State.COMPLETED.value, State.CANCELED.value)
+_FINAL = (ProcedureStepState.COMPLETED.value, ProcedureStepState.CANCELED.value)
 
 
 async def _finish(ctx: ProbeContext, item: Tracked) -> str:
@@ -40,7 +39,7 @@ async def _finish(ctx: ProbeContext, item: Tracked) -> str:
         try:
             if item.tuid is None:
                 await ctx.claim(item)
-            await ctx.finish(item, State.CANCELED)
+            await ctx.finish(item, ProcedureStepState.CANCELED)
         except SetupFailed:
             ds = cancel_request(ctx.options.calling_ae)
             await session.action(item.iuid, ActionType.REQUEST_CANCEL, ds, Role.PUSH)
@@ -50,7 +49,7 @@ async def _finish(ctx: ProbeContext, item: Tracked) -> str:
     return "final" if state in _FINAL else f"left {state or 'in an unknown state'}"
 
 
-async def cleanup(ctx: ProbeContext) -> Outcome:
+async def cleanup(ctx: ProbeContext) -> Judgement:
     """Finish every workitem of the run, then drop the probe's subscriptions."""
     counts = {"final": 0, "gone": 0}
     left: list[str] = []
@@ -73,5 +72,5 @@ async def cleanup(ctx: ProbeContext) -> Outcome:
     total = len(ctx.session.created)
     observed = f"{total} workitems made: {counts['final']} final, {counts['gone']} no longer there"
     if left:
-        return Outcome(Verdict.WARN, f"{observed}, {len(left)} left", "; ".join(left[:10]))
-    return Outcome(Verdict.PASS, observed)
+        return Judgement(Verdict.WARN, f"{observed}, {len(left)} left", "; ".join(left[:10]))
+    return Judgement(Verdict.PASS, observed)

@@ -30,8 +30,6 @@ from ups.services.uids import ActionType, ProcedureStepState, Role
 
 __all__ = ["ProbeContext", "succeeded"]
 
-State = ProcedureStepState
-
 
 def succeeded(status: int) -> bool:
     """Success or a warning: the request was carried out (PS3.7 C.1)."""
@@ -79,7 +77,7 @@ class ProbeContext:
 
     async def claim(self, item: Tracked) -> None:
         tuid = str(generate_uid())
-        ds = state_change(State.IN_PROGRESS, tuid)
+        ds = state_change(ProcedureStepState.IN_PROGRESS, tuid)
         answer = await self.session.action(item.iuid, ActionType.CHANGE_STATE, ds, Role.PULL)
         if not succeeded(answer.status):
             raise SetupFailed(f"claiming it answered {hex4(answer.status)}")
@@ -93,7 +91,11 @@ class ProbeContext:
 
     async def finish(self, item: Tracked, target: ProcedureStepState) -> None:
         """Set the Final State attributes (Table CC.2.5-3) and change to ``target``."""
-        attrs = final_state_attributes() if target == State.COMPLETED else cancel_attributes()
+        attrs = (
+            final_state_attributes()
+            if target == ProcedureStepState.COMPLETED
+            else cancel_attributes()
+        )
         status = await self.set(item, attrs)
         if not succeeded(status):
             raise SetupFailed(f"N-SET of the Final State attributes answered {hex4(status)}")
@@ -115,9 +117,9 @@ class ProbeContext:
         item = await self.create(purpose)
         if lock:
             await self.subscribe(item, lock=True)
-        if start == State.SCHEDULED:
+        if start == ProcedureStepState.SCHEDULED:
             return item
         await self.claim(item)
-        if start in (State.COMPLETED, State.CANCELED):
+        if start in (ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED):
             await self.finish(item, start)
         return item

@@ -21,7 +21,7 @@ from ups.pdu.enums import ContextResult
 from ups.pdu.items import RoleSelection
 from ups.pdu.pdus import PDU, AAbort, AAssociateAC, AAssociateRJ, AReleaseRP
 from ups.services.probe.context import ProbeContext
-from ups.services.probe.model import Check, Outcome, Verdict
+from ups.services.probe.model import Check, Judgement, Verdict
 from ups.services.probe.rawlink import LinkClosed, RawLink, status_of
 from ups.services.uids import (
     DEFAULT_TRANSFER_SYNTAXES,
@@ -96,25 +96,25 @@ def _accepted(answer: PDU) -> dict[int, str]:
 
 
 def _family_check(family: UPSFamily) -> Check:
-    async def run(ctx: ProbeContext) -> Outcome:
+    async def run(ctx: ProbeContext) -> Judgement:
         if ctx.options.family not in ("auto", family.name):
-            return Outcome(Verdict.NA, f"--{'trial' if family is FINAL else 'final'} given")
+            return Judgement(Verdict.NA, f"--{'trial' if family is FINAL else 'final'} given")
         uids = family.uids
         link, answer = await negotiate(ctx, [(uid, DEFAULT_TRANSFER_SYNTAXES) for uid in uids])
         await _release(link, ctx.options.config.release_timeout)
         if not isinstance(answer, AAssociateAC):
             verdict = Verdict.FAIL if family is FINAL else Verdict.WARN
-            return Outcome(verdict, describe_answer(answer))
+            return Judgement(verdict, describe_answer(answer))
         accepted = _accepted(answer)
         have = [uid for i, uid in enumerate(uids) if 2 * i + 1 in accepted]
         got = [str(family.role_of(uid)).capitalize() for uid in have]
         core = {family.push, family.pull, family.watch}
         observed = f"accepted: {', '.join(got) or 'none'}"
         if core <= set(have):
-            return Outcome(Verdict.PASS, observed)
+            return Judgement(Verdict.PASS, observed)
         if family is FINAL and not have:
-            return Outcome(Verdict.FAIL, observed)
-        return Outcome(Verdict.WARN, observed, "Push, Pull and Watch are what the probe needs")
+            return Judgement(Verdict.FAIL, observed)
+        return Judgement(Verdict.WARN, observed, "Push, Pull and Watch are what the probe needs")
 
     return Check(
         f"{GROUP}.{family.name}-sop-classes",
@@ -130,51 +130,51 @@ def _push_uid(ctx: ProbeContext) -> str:
     return TRIAL.push if ctx.options.family == "trial" else FINAL.push
 
 
-async def _transfer_syntaxes(ctx: ProbeContext) -> Outcome:
+async def _transfer_syntaxes(ctx: ProbeContext) -> Judgement:
     push = _push_uid(ctx)
     link, answer = await negotiate(ctx, [(push, (uid,)) for uid, _ in _SYNTAXES])
     await _release(link, ctx.options.config.release_timeout)
     if not isinstance(answer, AAssociateAC):
-        return Outcome(Verdict.FAIL, describe_answer(answer))
+        return Judgement(Verdict.FAIL, describe_answer(answer))
     accepted = _accepted(answer)
     got = [name for i, (_, name) in enumerate(_SYNTAXES) if 2 * i + 1 in accepted]
     observed = f"accepted: {', '.join(got) or 'none'}"
     implicit_ok = accepted.get(1) == IMPLICIT_VR_LITTLE_ENDIAN
-    return Outcome(Verdict.PASS if implicit_ok else Verdict.FAIL, observed)
+    return Judgement(Verdict.PASS if implicit_ok else Verdict.FAIL, observed)
 
 
-async def _role_selection(ctx: ProbeContext) -> Outcome:
+async def _role_selection(ctx: ProbeContext) -> Judgement:
     family = TRIAL if ctx.options.family == "trial" else FINAL
     roles = [RoleSelection(family.watch, True, False)]
     link, answer = await negotiate(ctx, [(family.watch, DEFAULT_TRANSFER_SYNTAXES)], roles=roles)
     await _release(link, ctx.options.config.release_timeout)
     if not isinstance(answer, AAssociateAC):
-        return Outcome(Verdict.FAIL, describe_answer(answer))
+        return Judgement(Verdict.FAIL, describe_answer(answer))
     if 1 not in _accepted(answer):
-        return Outcome(Verdict.FAIL, "UPS Watch rejected when its SCU role was asked for")
+        return Judgement(Verdict.FAIL, "UPS Watch rejected when its SCU role was asked for")
     replies = [
         r for r in answer.user_information.role_selections if r.sop_class_uid == family.watch
     ]
     if not replies:
-        return Outcome(Verdict.PASS, "no reply item: default roles (requestor SCU)")
+        return Judgement(Verdict.PASS, "no reply item: default roles (requestor SCU)")
     reply = replies[0]
     observed = f"reply SCU {int(reply.scu_role)} / SCP {int(reply.scp_role)}"
-    return Outcome(Verdict.PASS if reply.scu_role else Verdict.FAIL, observed)
+    return Judgement(Verdict.PASS if reply.scu_role else Verdict.FAIL, observed)
 
 
-async def _async_window(ctx: ProbeContext) -> Outcome:
+async def _async_window(ctx: ProbeContext) -> Judgement:
     family = TRIAL if ctx.options.family == "trial" else FINAL
     link, answer = await negotiate(ctx, [(family.push, DEFAULT_TRANSFER_SYNTAXES)], window=(4, 1))
     try:
         if not isinstance(answer, AAssociateAC) or 1 not in _accepted(answer):
-            return Outcome(Verdict.FAIL, describe_answer(answer))
+            return Judgement(Verdict.FAIL, describe_answer(answer))
         item = answer.user_information.async_ops_window
         if item is None:
-            return Outcome(Verdict.PASS, "no reply item: one operation at a time")
+            return Judgement(Verdict.PASS, "no reply item: one operation at a time")
         observed = f"reply invoked {item.max_ops_invoked} / performed {item.max_ops_performed}"
         # The AC values: what we may invoke, and what the SCP will invoke at us.
         if not 1 <= item.max_ops_invoked <= 4 or not 1 <= item.max_ops_performed <= 1:
-            return Outcome(Verdict.FAIL, observed, "a reply above what was proposed")
+            return Judgement(Verdict.FAIL, observed, "a reply above what was proposed")
         count = item.max_ops_invoked
         for message_id in range(1, count + 1):
             unknown = f"{FINAL.push}.999.{message_id}"
@@ -183,45 +183,45 @@ async def _async_window(ctx: ProbeContext) -> Outcome:
         for _ in range(count):
             message = await link.next_message(ctx.options.config.response_timeout)
             if status_of(message) is None:
-                return Outcome(Verdict.FAIL, f"{observed}; {describe_answer(message)}")
+                return Judgement(Verdict.FAIL, f"{observed}; {describe_answer(message)}")
             answered += 1
-        return Outcome(Verdict.PASS, f"{observed}; {answered} N-GETs at once all answered")
+        return Judgement(Verdict.PASS, f"{observed}; {answered} N-GETs at once all answered")
     finally:
         await _release(link, ctx.options.config.release_timeout)
 
 
-async def _unknown_abstract_syntax(ctx: ProbeContext) -> Outcome:
+async def _unknown_abstract_syntax(ctx: ProbeContext) -> Judgement:
     contexts = [(_push_uid(ctx), DEFAULT_TRANSFER_SYNTAXES)]
     contexts.append((UNKNOWN_ABSTRACT_SYNTAX, DEFAULT_TRANSFER_SYNTAXES))
     link, answer = await negotiate(ctx, contexts)
     await _release(link, ctx.options.config.release_timeout)
     if not isinstance(answer, AAssociateAC):
-        return Outcome(Verdict.FAIL, f"whole association refused: {describe_answer(answer)}")
+        return Judgement(Verdict.FAIL, f"whole association refused: {describe_answer(answer)}")
     results = {pc.context_id: pc.result for pc in answer.presentation_contexts}
     result = results.get(3)
     if result is None:
-        return Outcome(Verdict.FAIL, "no answer for the proposed context")
+        return Judgement(Verdict.FAIL, "no answer for the proposed context")
     observed = f"context result {int(result)}"
     if result == ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED:
-        return Outcome(Verdict.PASS, observed)
+        return Judgement(Verdict.PASS, observed)
     if result == ContextResult.ACCEPTANCE:
-        return Outcome(Verdict.FAIL, observed + " (accepted)")
-    return Outcome(Verdict.WARN, observed, "PS3.8 Table 9-18: 3 abstract-syntax-not-supported")
+        return Judgement(Verdict.FAIL, observed + " (accepted)")
+    return Judgement(Verdict.WARN, observed, "PS3.8 Table 9-18: 3 abstract-syntax-not-supported")
 
 
-async def _release_check(ctx: ProbeContext) -> Outcome:
+async def _release_check(ctx: ProbeContext) -> Judgement:
     link, answer = await negotiate(ctx, [(_push_uid(ctx), DEFAULT_TRANSFER_SYNTAXES)])
     try:
         if not isinstance(answer, AAssociateAC):
-            return Outcome(Verdict.FAIL, describe_answer(answer))
+            return Judgement(Verdict.FAIL, describe_answer(answer))
         try:
             reply = await link.release(ctx.options.config.release_timeout)
         except LinkClosed:
-            return Outcome(Verdict.FAIL, "connection closed without A-RELEASE-RP")
+            return Judgement(Verdict.FAIL, "connection closed without A-RELEASE-RP")
         except TimeoutError:
-            return Outcome(Verdict.FAIL, "no A-RELEASE-RP within the release timeout")
+            return Judgement(Verdict.FAIL, "no A-RELEASE-RP within the release timeout")
         verdict = Verdict.PASS if isinstance(reply, AReleaseRP) else Verdict.FAIL
-        return Outcome(verdict, describe_answer(reply).replace("AReleaseRP", "A-RELEASE-RP"))
+        return Judgement(verdict, describe_answer(reply).replace("AReleaseRP", "A-RELEASE-RP"))
     finally:
         await link.close()
 

@@ -23,7 +23,7 @@ from ups.services.probe.cases import cancel_request
 from ups.services.probe.context import ProbeContext, succeeded
 from ups.services.probe.datasets import create_dataset, state_change, subscription
 from ups.services.probe.group_state import case_check
-from ups.services.probe.model import Check, Outcome, SetupFailed, Verdict, hex4
+from ups.services.probe.model import Check, Judgement, SetupFailed, Verdict, hex4
 from ups.services.probe.session import Answer
 from ups.services.uids import ActionType, ProcedureStepState, Role
 
@@ -31,7 +31,6 @@ __all__ = ["CHECKS"]
 
 GROUP = "contexts"
 TRANSACTION_UID = 0x00081195
-State = ProcedureStepState
 _Op = Callable[[ProbeContext, Role], Awaitable[Answer]]
 
 
@@ -42,23 +41,23 @@ async def _create(ctx: ProbeContext, role: Role) -> Answer:
 
 
 async def _get(ctx: ProbeContext, role: Role) -> Answer:
-    item = await ctx.make(State.SCHEDULED, f"n-get on {role}")
+    item = await ctx.make(ProcedureStepState.SCHEDULED, f"n-get on {role}")
     return await ctx.session.get(item.iuid, role=role)
 
 
 async def _set(ctx: ProbeContext, role: Role) -> Answer:
-    item = await ctx.make(State.SCHEDULED, f"n-set on {role}")
+    item = await ctx.make(ProcedureStepState.SCHEDULED, f"n-set on {role}")
     ds = Dataset()
     ds.ProcedureStepLabel = ctx.label(f"n-set on {role} done")
     return await ctx.session.set(item.iuid, ds, role)
 
 
 async def _change_state(ctx: ProbeContext, role: Role) -> Answer:
-    item = await ctx.make(State.SCHEDULED, f"change state on {role}")
+    item = await ctx.make(ProcedureStepState.SCHEDULED, f"change state on {role}")
 
     tuid = str(generate_uid())
     answer = await ctx.session.action(
-        item.iuid, ActionType.CHANGE_STATE, state_change(State.IN_PROGRESS, tuid), role
+        item.iuid, ActionType.CHANGE_STATE, state_change(ProcedureStepState.IN_PROGRESS, tuid), role
     )
     if succeeded(answer.status):
         item.tuid = tuid
@@ -66,19 +65,19 @@ async def _change_state(ctx: ProbeContext, role: Role) -> Answer:
 
 
 async def _request_cancel(ctx: ProbeContext, role: Role) -> Answer:
-    item = await ctx.make(State.SCHEDULED, f"request cancel on {role}")
+    item = await ctx.make(ProcedureStepState.SCHEDULED, f"request cancel on {role}")
     ds = cancel_request(ctx.options.calling_ae)
     return await ctx.session.action(item.iuid, ActionType.REQUEST_CANCEL, ds, role)
 
 
 async def _subscribe(ctx: ProbeContext, role: Role) -> Answer:
-    item = await ctx.make(State.SCHEDULED, f"subscribe on {role}")
+    item = await ctx.make(ProcedureStepState.SCHEDULED, f"subscribe on {role}")
     ds = subscription(ctx.receiving_ae, False)
     return await ctx.session.action(item.iuid, ActionType.SUBSCRIBE, ds, role)
 
 
 async def _find(ctx: ProbeContext, role: Role) -> Answer:
-    item = await ctx.make(State.SCHEDULED, f"c-find on {role}")
+    item = await ctx.make(ProcedureStepState.SCHEDULED, f"c-find on {role}")
     query = Dataset()
     query.SOPInstanceUID = item.iuid
     query.ProcedureStepState = ""
@@ -89,17 +88,17 @@ async def _find(ctx: ProbeContext, role: Role) -> Answer:
 
 
 def _right(name: str, role: Role, op: _Op, reference: str, sends: str) -> Check:
-    async def run(ctx: ProbeContext) -> Outcome:
+    async def run(ctx: ProbeContext) -> Judgement:
         try:
             answer = await op(ctx, role)
         except SetupFailed as exc:
-            return Outcome(Verdict.NA, f"set-up failed: {exc}")
+            return Judgement(Verdict.NA, f"set-up failed: {exc}")
         if answer.status == -1:
-            return Outcome(Verdict.FAIL, "0000 without exactly the one match")
+            return Judgement(Verdict.FAIL, "0000 without exactly the one match")
         if answer.status == Status.UPS_UNKNOWN_RECEIVING_AE:
-            return Outcome(Verdict.NA, f"C308: the SCP does not know AE {ctx.receiving_ae}")
+            return Judgement(Verdict.NA, f"C308: the SCP does not know AE {ctx.receiving_ae}")
         verdict = Verdict.PASS if succeeded(answer.status) else Verdict.FAIL
-        return Outcome(verdict, hex4(answer.status), describe(answer.status))
+        return Judgement(verdict, hex4(answer.status), describe(answer.status))
 
     where = role.value.capitalize()
     return Check(
@@ -112,41 +111,41 @@ def _right(name: str, role: Role, op: _Op, reference: str, sends: str) -> Check:
     )
 
 
-async def _hides_tuid(ctx: ProbeContext, tags: tuple[int, ...]) -> Outcome:
+async def _hides_tuid(ctx: ProbeContext, tags: tuple[int, ...]) -> Judgement:
     try:
-        item = await ctx.make(State.IN_PROGRESS, "n-get transaction uid")
+        item = await ctx.make(ProcedureStepState.IN_PROGRESS, "n-get transaction uid")
     except SetupFailed as exc:
-        return Outcome(Verdict.NA, f"set-up failed: {exc}")
+        return Judgement(Verdict.NA, f"set-up failed: {exc}")
     answer = await ctx.session.get(item.iuid, tags)
     if not succeeded(answer.status):
-        return Outcome(Verdict.FAIL, f"N-GET answered {hex4(answer.status)}")
+        return Judgement(Verdict.FAIL, f"N-GET answered {hex4(answer.status)}")
     ds = answer.dataset or Dataset()
     element = ds.get(TRANSACTION_UID)
     if element is not None and element.value:
-        return Outcome(Verdict.FAIL, f"Transaction UID returned: {element.value}")
+        return Judgement(Verdict.FAIL, f"Transaction UID returned: {element.value}")
     shown = "absent" if element is None else "present, empty"
-    return Outcome(Verdict.PASS, f"{hex4(answer.status)}; Transaction UID {shown}")
+    return Judgement(Verdict.PASS, f"{hex4(answer.status)}; Transaction UID {shown}")
 
 
-async def _hides_tuid_all(ctx: ProbeContext) -> Outcome:
+async def _hides_tuid_all(ctx: ProbeContext) -> Judgement:
     return await _hides_tuid(ctx, ())
 
 
-async def _hides_tuid_asked(ctx: ProbeContext) -> Outcome:
+async def _hides_tuid_asked(ctx: ProbeContext) -> Judgement:
     return await _hides_tuid(ctx, (TRANSACTION_UID, 0x00741000))
 
 
-async def _requested_class(ctx: ProbeContext) -> Outcome:
+async def _requested_class(ctx: ProbeContext) -> Judgement:
     """N-GET on the Pull context naming UPS Pull, not Push, as Requested SOP Class."""
     try:
-        item = await ctx.make(State.SCHEDULED, "n-get requested class")
+        item = await ctx.make(ProcedureStepState.SCHEDULED, "n-get requested class")
     except SetupFailed as exc:
-        return Outcome(Verdict.NA, f"set-up failed: {exc}")
+        return Judgement(Verdict.NA, f"set-up failed: {exc}")
     pull = ctx.session.family.pull
     answer = await ctx.session.get(item.iuid, role=Role.PULL, requested_class=pull)
     if succeeded(answer.status):
-        return Outcome(Verdict.WARN, f"{hex4(answer.status)} (accepted)", "lenient: allowed")
-    return Outcome(Verdict.PASS, hex4(answer.status), describe(answer.status))
+        return Judgement(Verdict.WARN, f"{hex4(answer.status)} (accepted)", "lenient: allowed")
+    return Judgement(Verdict.PASS, hex4(answer.status), describe(answer.status))
 
 
 _RIGHT = (

@@ -30,7 +30,7 @@ from ups.services.probe.cases import cancel_request
 from ups.services.probe.context import ProbeContext, succeeded
 from ups.services.probe.datasets import progress_attributes, quiet_pydicom, subscription
 from ups.services.probe.inbox import Arrival
-from ups.services.probe.model import Check, NotApplicable, Outcome, Verdict, hex4
+from ups.services.probe.model import Check, Judgement, NotApplicable, Verdict, hex4
 from ups.services.probe.session import Tracked
 from ups.services.uids import (
     UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE,
@@ -43,8 +43,7 @@ from ups.services.uids import (
 __all__ = ["CHECKS", "sequence_matched"]
 
 GROUP = "events"
-_Run = Callable[[ProbeContext], Awaitable[Outcome]]
-State = ProcedureStepState
+_Run = Callable[[ProbeContext], Awaitable[Judgement]]
 _UNKNOWN_AE = Status.UPS_UNKNOWN_RECEIVING_AE
 
 
@@ -103,7 +102,7 @@ def _describe(arrivals: Sequence[Arrival], t0: float) -> str:
 
 async def _expect(
     ctx: ProbeContext, iuid: str, names: Sequence[str], mark: int, t0: float
-) -> Outcome:
+) -> Judgement:
     """Wait for the sequences ``names`` (concatenated) for ``iuid``; judge what came."""
     sequence = [event for name in names for event in EVENT_SEQUENCES[name]]
 
@@ -116,7 +115,7 @@ async def _expect(
     matched = sequence_matched(arrivals, sequence)
     if matched is None:
         wanted = " then ".join(_name(e) for e in sequence if not e.optional)
-        return Outcome(Verdict.FAIL, observed, f"expected {wanted}")
+        return Judgement(Verdict.FAIL, observed, f"expected {wanted}")
     ctx.latencies.extend(a.at - t0 for a in matched)
     required = [e for e in sequence if not e.optional]
     missing = [
@@ -126,8 +125,8 @@ async def _expect(
         if not _has(_info(arrival), path)
     ]
     if missing:
-        return Outcome(Verdict.FAIL, observed, "missing " + "; ".join(missing))
-    return Outcome(Verdict.PASS, observed)
+        return Judgement(Verdict.FAIL, observed, "missing " + "; ".join(missing))
+    return Judgement(Verdict.PASS, observed)
 
 
 def _name(expected: ExpectedEvent) -> str:
@@ -169,11 +168,11 @@ async def _watched(ctx: ProbeContext, purpose: str, **values: object) -> Tracked
 
 
 def _guarded(run: _Run) -> _Run:
-    async def guarded(ctx: ProbeContext) -> Outcome:
+    async def guarded(ctx: ProbeContext) -> Judgement:
         try:
             return await run(ctx)
         except _Refused as exc:
-            return Outcome(Verdict.FAIL, str(exc))
+            return Judgement(Verdict.FAIL, str(exc))
 
     return guarded
 
@@ -181,19 +180,19 @@ def _guarded(run: _Run) -> _Run:
 # ----------------------------------------------------------------- the checks
 
 
-async def _initial(ctx: ProbeContext) -> Outcome:
+async def _initial(ctx: ProbeContext) -> Judgement:
     item = await ctx.create("events initial report")
     mark = ctx.inbox.mark()
     await _subscribed(ctx, item.iuid)
     return await _expect(ctx, item.iuid, ["subscribe"], mark, time.monotonic())
 
 
-async def _order(ctx: ProbeContext) -> Outcome:
+async def _order(ctx: ProbeContext) -> Judgement:
     item = await _watched(ctx, "events state order")
     mark = ctx.inbox.mark()
     await ctx.claim(item)
     t0 = time.monotonic()
-    await ctx.finish(item, State.COMPLETED)
+    await ctx.finish(item, ProcedureStepState.COMPLETED)
     return await _expect(ctx, item.iuid, ["claim", "complete"], mark, t0)
 
 
@@ -209,7 +208,7 @@ async def _claimed(ctx: ProbeContext, item: Tracked) -> None:
     await ctx.inbox.wait_for(reported, mark, ctx.options.event_timeout)
 
 
-async def _cancel_requested(ctx: ProbeContext) -> Outcome:
+async def _cancel_requested(ctx: ProbeContext) -> Judgement:
     item = await _watched(ctx, "events cancel requested")
     await _claimed(ctx, item)
     mark = ctx.inbox.mark()
@@ -223,11 +222,11 @@ async def _cancel_requested(ctx: ProbeContext) -> Outcome:
         first = [a for a in ctx.inbox.since(mark, item.iuid) if a.event.event_type_id == 2]
         requester = str(_info(first[0]).get("RequestingAE", "")).strip()
         if requester != ctx.options.calling_ae:
-            return Outcome(Verdict.WARN, outcome.observed, f"Requesting AE {requester!r}")
+            return Judgement(Verdict.WARN, outcome.observed, f"Requesting AE {requester!r}")
     return outcome
 
 
-async def _cancel_scheduled(ctx: ProbeContext) -> Outcome:
+async def _cancel_scheduled(ctx: ProbeContext) -> Judgement:
     item = await _watched(ctx, "events cancel scheduled")
     mark = ctx.inbox.mark()
     ds = cancel_request(ctx.options.calling_ae)
@@ -236,7 +235,7 @@ async def _cancel_scheduled(ctx: ProbeContext) -> Outcome:
     return await _expect(ctx, item.iuid, ["request-cancel-scheduled"], mark, time.monotonic())
 
 
-async def _progress(ctx: ProbeContext) -> Outcome:
+async def _progress(ctx: ProbeContext) -> Judgement:
     item = await _watched(ctx, "events progress")
     await _claimed(ctx, item)
     mark = ctx.inbox.mark()
@@ -250,7 +249,7 @@ async def _unsubscribe_global(ctx: ProbeContext, instance: str) -> None:
     await ctx.session.action(instance, ActionType.UNSUBSCRIBE, ds, Role.WATCH)
 
 
-async def _global(ctx: ProbeContext) -> Outcome:
+async def _global(ctx: ProbeContext) -> Judgement:
     await _subscribed(ctx, UPS_GLOBAL_SUBSCRIPTION_INSTANCE)
     try:
         mark = ctx.inbox.mark()
@@ -260,7 +259,7 @@ async def _global(ctx: ProbeContext) -> Outcome:
         await _unsubscribe_global(ctx, UPS_GLOBAL_SUBSCRIPTION_INSTANCE)
 
 
-async def _quiet(ctx: ProbeContext, silent: str, mark: int, marker: Tracked) -> Outcome:
+async def _quiet(ctx: ProbeContext, silent: str, mark: int, marker: Tracked) -> Judgement:
     """After ``marker``'s state report and a quiet period, ``silent`` must have had none."""
     t0 = time.monotonic()
     seen = await ctx.inbox.wait_for(
@@ -269,15 +268,15 @@ async def _quiet(ctx: ProbeContext, silent: str, mark: int, marker: Tracked) -> 
         ctx.options.event_timeout,
     )
     if not seen:
-        return Outcome(Verdict.FAIL, "the marker event never came")
+        return Judgement(Verdict.FAIL, "the marker event never came")
     await asyncio.sleep(ctx.options.quiet_period)
     extra = ctx.inbox.since(mark, silent)
     if extra:
-        return Outcome(Verdict.FAIL, _describe(extra, t0))
-    return Outcome(Verdict.PASS, "no event (marker event received)")
+        return Judgement(Verdict.FAIL, _describe(extra, t0))
+    return Judgement(Verdict.PASS, "no event (marker event received)")
 
 
-async def _filtered(ctx: ProbeContext) -> Outcome:
+async def _filtered(ctx: ProbeContext) -> Judgement:
     wanted = f"PROBE-F-{ctx.session.run_id}"[:64]
     ds = subscription(ctx.receiving_ae, False)
     ds.PatientID = wanted
@@ -293,13 +292,13 @@ async def _filtered(ctx: ProbeContext) -> Outcome:
             return outcome
         quiet = await _quiet(ctx, excluded.iuid, mark, matching)
         if quiet.verdict is not Verdict.PASS:
-            return Outcome(Verdict.FAIL, f"an excluded UPS was reported: {quiet.observed}")
-        return Outcome(Verdict.PASS, f"{outcome.observed}; none for the excluded UPS")
+            return Judgement(Verdict.FAIL, f"an excluded UPS was reported: {quiet.observed}")
+        return Judgement(Verdict.PASS, f"{outcome.observed}; none for the excluded UPS")
     finally:
         await _unsubscribe_global(ctx, instance)
 
 
-async def _unsubscribe(ctx: ProbeContext) -> Outcome:
+async def _unsubscribe(ctx: ProbeContext) -> Judgement:
     dropped = await _watched(ctx, "events unsubscribed")
     marker = await _watched(ctx, "events unsubscribe marker")
     ds = subscription(ctx.receiving_ae, None)
@@ -311,14 +310,14 @@ async def _unsubscribe(ctx: ProbeContext) -> Outcome:
     return await _quiet(ctx, dropped.iuid, mark, marker)
 
 
-async def _suspend(ctx: ProbeContext) -> Outcome:
+async def _suspend(ctx: ProbeContext) -> Judgement:
     await _subscribed(ctx, UPS_GLOBAL_SUBSCRIPTION_INSTANCE)
     try:
         mark = ctx.inbox.mark()
         kept = await ctx.create("events suspend kept")
         outcome = await _expect(ctx, kept.iuid, ["create-global"], mark, time.monotonic())
         if outcome.verdict is not Verdict.PASS:
-            return Outcome(Verdict.FAIL, f"no report before suspending: {outcome.observed}")
+            return Judgement(Verdict.FAIL, f"no report before suspending: {outcome.observed}")
         ds = subscription(ctx.receiving_ae, None)
         instance = UPS_GLOBAL_SUBSCRIPTION_INSTANCE
         answer = await ctx.session.action(instance, ActionType.SUSPEND_GLOBAL, ds, Role.WATCH)
@@ -331,26 +330,26 @@ async def _suspend(ctx: ProbeContext) -> Outcome:
         await _unsubscribe_global(ctx, UPS_GLOBAL_SUBSCRIPTION_INSTANCE)
 
 
-async def _deletion_lock(ctx: ProbeContext) -> Outcome:
+async def _deletion_lock(ctx: ProbeContext) -> Judgement:
     item = await ctx.create("events deletion lock")
     await _subscribed(ctx, item.iuid, lock=True)
     await ctx.claim(item)
-    await ctx.finish(item, State.COMPLETED)
+    await ctx.finish(item, ProcedureStepState.COMPLETED)
     status, state = await ctx.session.state_of(item.iuid)
     observed = f"N-GET after COMPLETED: {hex4(status)}{', ' + state if state else ''}"
     ds = subscription(ctx.receiving_ae, None)
     await ctx.session.action(item.iuid, ActionType.UNSUBSCRIBE, ds, Role.WATCH)
-    ok = succeeded(status) and state == State.COMPLETED
-    return Outcome(Verdict.PASS if ok else Verdict.FAIL, observed)
+    ok = succeeded(status) and state == ProcedureStepState.COMPLETED
+    return Judgement(Verdict.PASS if ok else Verdict.FAIL, observed)
 
 
-async def _latency(ctx: ProbeContext) -> Outcome:
+async def _latency(ctx: ProbeContext) -> Judgement:
     if not ctx.latencies:
-        return Outcome(Verdict.NA, "no event was received")
+        return Judgement(Verdict.NA, "no event was received")
     ms = sorted(x * 1000 for x in ctx.latencies)
     observed = f"{len(ms)} events: median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms"
     slow = ms[-1] > ctx.options.event_timeout * 500
-    return Outcome(Verdict.WARN if slow else Verdict.PASS, observed)
+    return Judgement(Verdict.WARN if slow else Verdict.PASS, observed)
 
 
 _CC243 = "PS3.4 CC.2.4.3, Table CC.2.4-1"

@@ -26,14 +26,13 @@ from ups.services.probe.context import ProbeContext
 from ups.services.probe.datasets import code_item, quiet_pydicom
 from ups.services.probe.group_association import describe_answer, negotiate
 from ups.services.probe.group_state import case_check
-from ups.services.probe.model import Check, NotApplicable, Outcome, Verdict, hex4
+from ups.services.probe.model import Check, Judgement, NotApplicable, Verdict, hex4
 from ups.services.probe.rawlink import LinkClosed, RawLink
 from ups.services.uids import DEFAULT_TRANSFER_SYNTAXES, ProcedureStepState
 
 __all__ = ["CHECKS"]
 
 GROUP = "find"
-State = ProcedureStepState
 _KEY = "find fixture"
 _FIXTURE = (
     ("A", "PROBE^ALPHA", "HIGH", "20010101100000"),
@@ -41,7 +40,7 @@ _FIXTURE = (
     ("C", "OTHER^GAMMA", "MEDIUM", "20010103100000"),
 )
 _Query = Callable[[Dataset], None]
-_Run = Callable[[ProbeContext], Awaitable[Outcome]]
+_Run = Callable[[ProbeContext], Awaitable[Judgement]]
 
 
 async def _fixture(ctx: ProbeContext) -> dict[str, str]:
@@ -71,7 +70,7 @@ def _patient_id(ctx: ProbeContext) -> str:
 def _matching(names: str, build: _Query) -> _Run:
     """A check: the query built by ``build`` (plus our Patient ID) matches ``names``."""
 
-    async def run(ctx: ProbeContext) -> Outcome:
+    async def run(ctx: ProbeContext) -> Judgement:
         uids = await _fixture(ctx)
         query = Dataset()
         query.PatientID = _patient_id(ctx)
@@ -79,12 +78,12 @@ def _matching(names: str, build: _Query) -> _Run:
         build(query)
         found = await ctx.session.find(query)
         if found.status != Status.SUCCESS:
-            return Outcome(Verdict.FAIL, f"final status {hex4(found.status)}")
+            return Judgement(Verdict.FAIL, f"final status {hex4(found.status)}")
         by_uid = {uid: name for name, uid in uids.items()}
         got = sorted(by_uid.get(str(ds.get("SOPInstanceUID", "")), "?") for ds in found.matches)
         observed = f"matched {', '.join(got) or 'none'}"
         verdict = Verdict.PASS if "".join(got) == names else Verdict.FAIL
-        return Outcome(verdict, observed)
+        return Judgement(verdict, observed)
 
     return run
 
@@ -121,17 +120,19 @@ def _universal(query: Dataset) -> None:
     query.ScheduledWorkitemCodeSequence = Sequence([])
 
 
-async def _uid_list(ctx: ProbeContext) -> Outcome:
+async def _uid_list(ctx: ProbeContext) -> Judgement:
     uids = await _fixture(ctx)
     query = Dataset()
     query.SOPInstanceUID = [uids["A"], uids["C"]]
     query.PatientName = ""
     found = await ctx.session.find(query)
     if found.status != Status.SUCCESS:
-        return Outcome(Verdict.FAIL, f"final status {hex4(found.status)}")
+        return Judgement(Verdict.FAIL, f"final status {hex4(found.status)}")
     by_uid = {uid: name for name, uid in uids.items()}
     got = sorted(by_uid.get(str(ds.get("SOPInstanceUID", "")), "?") for ds in found.matches)
-    return Outcome(Verdict.PASS if got == ["A", "C"] else Verdict.FAIL, f"matched {', '.join(got)}")
+    return Judgement(
+        Verdict.PASS if got == ["A", "C"] else Verdict.FAIL, f"matched {', '.join(got)}"
+    )
 
 
 _RETURN_KEYS = (
@@ -145,7 +146,7 @@ _RETURN_KEYS = (
 _ALWAYS_ALLOWED = frozenset({"SpecificCharacterSet", "TimezoneOffsetFromUTC"})
 
 
-async def _return_keys(ctx: ProbeContext) -> Outcome:
+async def _return_keys(ctx: ProbeContext) -> Judgement:
     uids = await _fixture(ctx)
     query = Dataset()
     query.SOPInstanceUID = uids["A"]
@@ -153,7 +154,7 @@ async def _return_keys(ctx: ProbeContext) -> Outcome:
         setattr(query, keyword, "")
     found = await ctx.session.find(query)
     if found.status != Status.SUCCESS or len(found.matches) != 1:
-        return Outcome(Verdict.FAIL, f"{len(found.matches)} matches, final {hex4(found.status)}")
+        return Judgement(Verdict.FAIL, f"{len(found.matches)} matches, final {hex4(found.status)}")
     match = found.matches[0]
     missing = [k for k in _RETURN_KEYS if k not in match]
     wrong = []
@@ -165,31 +166,31 @@ async def _return_keys(ctx: ProbeContext) -> Outcome:
     extra = [k for k in extra if k not in _ALWAYS_ALLOWED]
     if missing or wrong:
         text = f"missing {', '.join(missing) or '-'}; wrong {', '.join(wrong) or '-'}"
-        return Outcome(Verdict.FAIL, text)
+        return Judgement(Verdict.FAIL, text)
     if extra:
-        return Outcome(Verdict.WARN, f"also returned: {', '.join(extra)}")
-    return Outcome(Verdict.PASS, f"{len(_RETURN_KEYS)} keys, AdmissionID empty, no others")
+        return Judgement(Verdict.WARN, f"also returned: {', '.join(extra)}")
+    return Judgement(Verdict.PASS, f"{len(_RETURN_KEYS)} keys, AdmissionID empty, no others")
 
 
-async def _no_transaction_uid(ctx: ProbeContext) -> Outcome:
-    item = await ctx.make(State.IN_PROGRESS, "find transaction uid")
+async def _no_transaction_uid(ctx: ProbeContext) -> Judgement:
+    item = await ctx.make(ProcedureStepState.IN_PROGRESS, "find transaction uid")
     query = Dataset()
     query.SOPInstanceUID = item.iuid
     query.TransactionUID = ""
     query.ProcedureStepState = ""
     found = await ctx.session.find(query)
     if found.status != Status.SUCCESS or len(found.matches) != 1:
-        return Outcome(Verdict.FAIL, f"{len(found.matches)} matches, final {hex4(found.status)}")
+        return Judgement(Verdict.FAIL, f"{len(found.matches)} matches, final {hex4(found.status)}")
     value = found.matches[0].get("TransactionUID")
     if value:
-        return Outcome(Verdict.FAIL, f"Transaction UID returned: {value}")
-    return Outcome(Verdict.PASS, "0000; Transaction UID not returned")
+        return Judgement(Verdict.FAIL, f"Transaction UID returned: {value}")
+    return Judgement(Verdict.PASS, "0000; Transaction UID not returned")
 
 
 _CANCEL_MATCHES = 6
 
 
-async def _cancel(ctx: ProbeContext) -> Outcome:
+async def _cancel(ctx: ProbeContext) -> Judgement:
     """C-FIND over several UPSs with a C-CANCEL-RQ right behind it: the final response."""
     label = ctx.label("find cancel")
     for _ in range(_CANCEL_MATCHES):
@@ -214,25 +215,25 @@ async def _cancel(ctx: ProbeContext) -> Outcome:
         await link.close()
 
 
-async def _after_cancel(ctx: ProbeContext, link: RawLink) -> Outcome:
+async def _after_cancel(ctx: ProbeContext, link: RawLink) -> Judgement:
     timeout = ctx.options.config.response_timeout
     pending = 0
     try:
         while True:
             message = await link.next_message(timeout)
             if not isinstance(message, CFindRSP):
-                return Outcome(Verdict.FAIL, describe_answer(message))
+                return Judgement(Verdict.FAIL, describe_answer(message))
             if message.status not in (Status.PENDING, Status.PENDING_WARNING):
                 break
             pending += 1
     except (TimeoutError, LinkClosed) as exc:
-        return Outcome(Verdict.FAIL, f"no final response ({type(exc).__name__})")
+        return Judgement(Verdict.FAIL, f"no final response ({type(exc).__name__})")
     observed = f"final {hex4(message.status)} after {pending} of {_CANCEL_MATCHES} matches"
     if message.status == Status.CANCEL:
-        return Outcome(Verdict.PASS, observed)
+        return Judgement(Verdict.PASS, observed)
     if message.status == Status.SUCCESS:
-        return Outcome(Verdict.WARN, observed, "finished before the C-CANCEL-RQ was seen")
-    return Outcome(Verdict.FAIL, observed)
+        return Judgement(Verdict.WARN, observed, "finished before the C-CANCEL-RQ was seen")
+    return Judgement(Verdict.FAIL, observed)
 
 
 _C222 = "PS3.4 C.2.2.2"

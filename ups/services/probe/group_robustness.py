@@ -4,7 +4,7 @@ Malformed UIDs where the SCP takes one from the peer (PS3.5 9.1: digits and dots
 empty component, no leading zero, at most 64 characters; PS3.7 C.4: 0x0117 Invalid
 SOP Instance for an instance UID, 0x0106 Invalid Attribute Value for an attribute), a
 data set far larger than usual but sent within the SCP's Maximum PDU Length, an unknown
-Action Type ID (0x0123 No Such Action), a second request under a Message ID still
+RequestKind Type ID (0x0123 No Such RequestKind), a second request under a Message ID still
 outstanding (0x0210 Duplicate Invocation, PS3.7 C.5.1), and a P-DATA-TF on a
 presentation context that was never accepted (PS3.8 9.3.5: an A-ABORT). After each,
 the SCP must still accept an association and answer C-ECHO: a robustness fault that
@@ -26,7 +26,7 @@ from ups.services.probe.context import ProbeContext, succeeded
 from ups.services.probe.datasets import create_dataset, state_change
 from ups.services.probe.group_association import describe_answer, negotiate
 from ups.services.probe.group_state import case_check
-from ups.services.probe.model import Check, Outcome, SetupFailed, Verdict, hex4
+from ups.services.probe.model import Check, Judgement, SetupFailed, Verdict, hex4
 from ups.services.probe.rawlink import LinkClosed, status_of
 from ups.services.uids import (
     DEFAULT_TRANSFER_SYNTAXES,
@@ -39,8 +39,7 @@ from ups.services.uids import (
 __all__ = ["CHECKS", "MALFORMED_UIDS"]
 
 GROUP = "robustness"
-State = ProcedureStepState
-_Run = Callable[[ProbeContext], Awaitable[Outcome]]
+_Run = Callable[[ProbeContext], Awaitable[Judgement]]
 
 MALFORMED_UIDS: tuple[tuple[str, str], ...] = (
     ("letters", "1.2.abc"),
@@ -76,17 +75,17 @@ async def _alive(ctx: ProbeContext) -> str | None:
 def _checked(run: _Run) -> _Run:
     """Run, then make sure the SCP survived: a dead SCP fails the check."""
 
-    async def checked(ctx: ProbeContext) -> Outcome:
+    async def checked(ctx: ProbeContext) -> Judgement:
         outcome = await run(ctx)
         dead = await _alive(ctx)
         if dead is not None:
-            return Outcome(Verdict.FAIL, f"{outcome.observed}; {dead}", outcome.detail)
+            return Judgement(Verdict.FAIL, f"{outcome.observed}; {dead}", outcome.detail)
         return outcome
 
     return checked
 
 
-async def _malformed_create(ctx: ProbeContext) -> Outcome:
+async def _malformed_create(ctx: ProbeContext) -> Judgement:
     answers: list[str] = []
     accepted: list[str] = []
     statuses: set[int] = set()
@@ -107,39 +106,42 @@ async def _malformed_create(ctx: ProbeContext) -> Outcome:
             accepted.append(what)
     observed = "; ".join(answers)
     if accepted:
-        return Outcome(Verdict.FAIL, observed, f"accepted: {', '.join(accepted)}")
+        return Judgement(Verdict.FAIL, observed, f"accepted: {', '.join(accepted)}")
     if aborted or not statuses <= _REFUSED_UID:
-        return Outcome(Verdict.WARN, observed, "0117 Invalid SOP Instance was expected")
-    return Outcome(Verdict.PASS, observed)
+        return Judgement(Verdict.WARN, observed, "0117 Invalid SOP Instance was expected")
+    return Judgement(Verdict.PASS, observed)
 
 
-async def _malformed_transaction(ctx: ProbeContext) -> Outcome:
+async def _malformed_transaction(ctx: ProbeContext) -> Judgement:
     try:
-        item = await ctx.make(State.SCHEDULED, "malformed transaction uid")
+        item = await ctx.make(ProcedureStepState.SCHEDULED, "malformed transaction uid")
     except SetupFailed as exc:
-        return Outcome(Verdict.NA, f"set-up failed: {exc}")
+        return Judgement(Verdict.NA, f"set-up failed: {exc}")
     bad = "not-a-uid"
     answer = await ctx.session.action(
-        item.iuid, ActionType.CHANGE_STATE, state_change(State.IN_PROGRESS, bad), Role.PULL
+        item.iuid,
+        ActionType.CHANGE_STATE,
+        state_change(ProcedureStepState.IN_PROGRESS, bad),
+        Role.PULL,
     )
     if succeeded(answer.status):
         item.tuid = bad  # cleanup must be able to finish it
-        return Outcome(Verdict.FAIL, f"{hex4(answer.status)}: claimed with {bad!r}")
+        return Judgement(Verdict.FAIL, f"{hex4(answer.status)}: claimed with {bad!r}")
     verdict = Verdict.PASS if answer.status == Status.INVALID_ATTRIBUTE_VALUE else Verdict.WARN
-    return Outcome(verdict, hex4(answer.status), describe(answer.status))
+    return Judgement(verdict, hex4(answer.status), describe(answer.status))
 
 
-async def _malformed_requested(ctx: ProbeContext) -> Outcome:
+async def _malformed_requested(ctx: ProbeContext) -> Judgement:
     answer = await ctx.session.get("1..2.abc")
     if succeeded(answer.status):
-        return Outcome(Verdict.FAIL, f"{hex4(answer.status)} for an N-GET of '1..2.abc'")
-    return Outcome(Verdict.PASS, hex4(answer.status), describe(answer.status))
+        return Judgement(Verdict.FAIL, f"{hex4(answer.status)} for an N-GET of '1..2.abc'")
+    return Judgement(Verdict.PASS, hex4(answer.status), describe(answer.status))
 
 
 _OVERSIZED = 1 << 20
 
 
-async def _oversized(ctx: ProbeContext) -> Outcome:
+async def _oversized(ctx: ProbeContext) -> Judgement:
     """N-CREATE with a 1 MiB private value, fragmented to the SCP's Maximum PDU Length."""
     ds = create_dataset(ctx.label("oversized data set"))
     ds.add_new(0x00110010, "LO", "DCMUPS PROBE")
@@ -147,18 +149,18 @@ async def _oversized(ctx: ProbeContext) -> Outcome:
     try:
         answer, _ = await ctx.session.create(ds, "oversized data set")
     except NetError as exc:
-        return Outcome(Verdict.WARN, f"association ended: {exc}", "an answer was expected")
+        return Judgement(Verdict.WARN, f"association ended: {exc}", "an answer was expected")
     echo = await ctx.session.echo()
     observed = f"{hex4(answer.status)} for {_OVERSIZED} bytes; C-ECHO after: {hex4(echo)}"
-    return Outcome(Verdict.PASS, observed, describe(answer.status))
+    return Judgement(Verdict.PASS, observed, describe(answer.status))
 
 
-async def _duplicate_message_id(ctx: ProbeContext) -> Outcome:
+async def _duplicate_message_id(ctx: ProbeContext) -> Judgement:
     push = ctx.session.family.push
     link, answer = await negotiate(ctx, [(push, DEFAULT_TRANSFER_SYNTAXES)], window=(2, 1))
     try:
         if link.negotiated is None or 1 not in link.negotiated.contexts:
-            return Outcome(Verdict.NA, f"no UPS Push context: {describe_answer(answer)}")
+            return Judgement(Verdict.NA, f"no UPS Push context: {describe_answer(answer)}")
         for _ in range(2):
             link.send_message(NGetRQ(7, push, f"{generate_uid()}"), 1)
         statuses: list[int] = []
@@ -170,38 +172,40 @@ async def _duplicate_message_id(ctx: ProbeContext) -> Outcome:
                 break
             status = status_of(message)
             if status is None:
-                return Outcome(Verdict.WARN, describe_answer(message), "0210 was expected")
+                return Judgement(Verdict.WARN, describe_answer(message), "0210 was expected")
             statuses.append(status)
     finally:
         await link.close()
     observed = ", ".join(hex4(s) for s in statuses) or "no response"
     if Status.DUPLICATE_INVOCATION in statuses:
-        return Outcome(Verdict.PASS, observed)
+        return Judgement(Verdict.PASS, observed)
     if len(statuses) == 2:
-        return Outcome(Verdict.WARN, observed, "both answered; 0210 Duplicate Invocation expected")
-    return Outcome(Verdict.FAIL, observed, "a request went unanswered")
+        return Judgement(
+            Verdict.WARN, observed, "both answered; 0210 Duplicate Invocation expected"
+        )
+    return Judgement(Verdict.FAIL, observed, "a request went unanswered")
 
 
-async def _unknown_context(ctx: ProbeContext) -> Outcome:
+async def _unknown_context(ctx: ProbeContext) -> Judgement:
     push = ctx.session.family.push
     link, answer = await negotiate(ctx, [(push, DEFAULT_TRANSFER_SYNTAXES)])
     try:
         if link.negotiated is None:
-            return Outcome(Verdict.NA, describe_answer(answer))
+            return Judgement(Verdict.NA, describe_answer(answer))
         link.send_message(NGetRQ(1, push, f"{generate_uid()}"), 99)
         try:
             reply = await link.next_message(ctx.options.config.response_timeout)
         except TimeoutError:
-            return Outcome(Verdict.WARN, "no reaction", "PS3.8: an A-ABORT was expected")
+            return Judgement(Verdict.WARN, "no reaction", "PS3.8: an A-ABORT was expected")
         except LinkClosed:
-            return Outcome(Verdict.WARN, "connection closed without A-ABORT")
+            return Judgement(Verdict.WARN, "connection closed without A-ABORT")
     finally:
         await link.close()
     status = status_of(reply)
     if status is None:
-        return Outcome(Verdict.PASS, describe_answer(reply))
+        return Judgement(Verdict.PASS, describe_answer(reply))
     verdict = Verdict.FAIL if succeeded(status) else Verdict.PASS
-    return Outcome(verdict, f"answered {hex4(status)} on context 99")
+    return Judgement(verdict, f"answered {hex4(status)} on context 99")
 
 
 def _check(name: str, reference: str, expected: str, sends: str, run: _Run) -> Check:

@@ -2,7 +2,7 @@
 
 A :class:`Check` is one question asked of a remote UPS SCP: its name (``group.name``),
 the PS3.x reference it rests on, what a conformant SCP answers (``expected``), and the
-coroutine that asks it. Running it gives an :class:`Outcome` (what was observed and the
+coroutine that asks it. Running it gives an :class:`Judgement` (what was observed and the
 :class:`Verdict`); the runner adds the time taken and makes a :class:`CheckResult`.
 
 Verdicts: ``pass`` — the SCP did what the standard asks; ``fail`` — it did not;
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Verdict",
-    "Outcome",
+    "Judgement",
     "Check",
     "CheckResult",
     "SetupFailed",
@@ -44,7 +44,7 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Judgement:
     verdict: Verdict
     observed: str
     detail: str = ""
@@ -58,7 +58,7 @@ class Check:
     group: str
     reference: str
     expected: str
-    run: Callable[[ProbeContext], Awaitable[Outcome]]
+    run: Callable[[ProbeContext], Awaitable[Judgement]]
     hostile: bool = False
     sends: str = ""
     """What the check sends, in words (for the Markdown report)."""

@@ -34,8 +34,8 @@ from ups.services.probe.inbox import Inbox
 from ups.services.probe.model import (
     Check,
     CheckResult,
+    Judgement,
     NotApplicable,
-    Outcome,
     SetupFailed,
     Verdict,
 )
@@ -73,13 +73,13 @@ async def _ask(ctx: ProbeContext, check: Check) -> CheckResult:
         async with asyncio.timeout(limit):
             outcome = await check.run(ctx)
     except NotApplicable as exc:
-        outcome = Outcome(Verdict.NA, str(exc))
+        outcome = Judgement(Verdict.NA, str(exc))
     except SetupFailed as exc:
-        outcome = Outcome(Verdict.NA, f"set-up failed: {exc}")
+        outcome = Judgement(Verdict.NA, f"set-up failed: {exc}")
     except TimeoutError:
-        outcome = Outcome(Verdict.FAIL, f"not finished within {limit:g} s")
+        outcome = Judgement(Verdict.FAIL, f"not finished within {limit:g} s")
     except (NetError, LinkClosed, OSError, DimseError) as exc:
-        outcome = Outcome(Verdict.FAIL, f"{type(exc).__name__}: {exc}")
+        outcome = Judgement(Verdict.FAIL, f"{type(exc).__name__}: {exc}")
     return CheckResult(
         check.name,
         check.group,
@@ -163,7 +163,7 @@ def _write(options: ProbeOptions, out: TextIO, results: Sequence[CheckResult]) -
     out.flush()
 
 
-async def _cleanup_run(ctx: ProbeContext) -> Outcome:
+async def _cleanup_run(ctx: ProbeContext) -> Judgement:
     return await cleanup(ctx)
 
 
