@@ -6,8 +6,8 @@ async iterator of responses (C-FIND), or ``DEFERRED`` and a later ``ctx.respond`
 its answer back to the core: at once (the hot path), or by taking the request on
 (it then counts in the peer's window) and running ``serve_stream``, one task per
 request with the transport's flow control between responses. A missing handler is
-0x0122, a raising one 0x0110 with the error as the comment; neither ends the
-association.
+answered Refused: SOP Class not supported, a raising one Processing failure with the
+error as the comment; neither ends the association.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ async def serve_stream(
 
     The core ends the stream early when the association fails or the peer cancelled
     (then it sends the final Cancel response itself); a handler that raises gets its
-    request answered 0x0110 with the error as the comment.
+    request answered Processing failure with the error as the comment.
     """
     core = association._core
     try:

@@ -214,7 +214,7 @@ TRANSITIONS: Mapping[tuple[Row, ProcedureStepState | None], ExpectedCell] = Mapp
 
 
 class RequestKind(Enum):
-    """What a case sends (PS3.4 CC.2; N-ACTION with its RequestKind Type ID, CC.2.1-CC.2.3)."""
+    """What a case sends (PS3.4 CC.2; N-ACTION with its Action Type ID, CC.2.1-CC.2.3)."""
 
     CREATE = "N-CREATE"
     SET = "N-SET"

@@ -2,7 +2,7 @@
 
 A :class:`Check` is one question asked of a remote UPS SCP: its name (``group.name``),
 the PS3.x reference it rests on, what a conformant SCP answers (``expected``), and the
-coroutine that asks it. Running it gives an :class:`Judgement` (what was observed and the
+coroutine that asks it. Running it gives a :class:`Judgement` (what was observed and the
 :class:`Verdict`); the runner adds the time taken and makes a :class:`CheckResult`.
 
 Verdicts: ``pass`` — the SCP did what the standard asks; ``fail`` — it did not;

@@ -1,7 +1,7 @@
 """What a probe run is told: the SCP, our own AE, which groups, how to report.
 
 The command line builds a :class:`ProbeOptions` (``dcmups probe``); the library takes
-nothing else, never an argparse namespace.
+nothing else, never a parsed command line.
 """
 
 from __future__ import annotations
