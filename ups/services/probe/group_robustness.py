@@ -1,11 +1,11 @@
 """The robustness group (``--hostile`` only): requests a production SCP may not enjoy.
 
 Malformed UIDs where the SCP takes one from the peer (PS3.5 9.1: digits and dots, no
-empty component, no leading zero, at most 64 characters; PS3.7 C.4: 0x0117 Invalid
-SOP Instance for an instance UID, 0x0106 Invalid Attribute Value for an attribute), a
+empty component, no leading zero, at most 64 characters; PS3.7 C.4: Invalid
+SOP Instance for an instance UID, Invalid Attribute Value for an attribute), a
 data set far larger than usual but sent within the SCP's Maximum PDU Length, an unknown
 Action Type ID (No Such Action), a second request under a Message ID still
-outstanding (0x0210 Duplicate Invocation, PS3.7 C.5.1), and a P-DATA-TF on a
+outstanding (Duplicate Invocation, PS3.7 C.5.1), and a P-DATA-TF on a
 presentation context that was never accepted (PS3.8 9.3.5: an A-ABORT). After each,
 the SCP must still accept an association and answer C-ECHO: a robustness fault that
 takes the SCP down fails whatever the answer was.
