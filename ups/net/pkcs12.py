@@ -30,6 +30,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from ups.net.errors import TLSConfigError
+
 __all__ = ["KeyStore", "Refused", "open_pkcs12"]
 
 _SEQUENCE, _INTEGER, _OCTETS, _OID, _CONTEXT_0 = 0x30, 0x02, 0x04, 0x06, 0xA0
@@ -49,7 +51,7 @@ _LEGACY_PBE = "1.2.840.113549.1.12.1."  # pbeWithSHAAnd{128,40}BitRC4, ...3DES, 
 _LEGACY_RC = {"1", "2", "5", "6"}  # the RC4 and RC2 ones: OpenSSL's legacy provider
 
 
-class Refused(ValueError):
+class Refused(TLSConfigError):
     """The file cannot be opened; ``str()`` says why and what to do (no password in it)."""
 
 
