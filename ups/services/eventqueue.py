@@ -169,6 +169,12 @@ class EventQueue:
         if not self._inflight and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
 
+    def _landed(self, count: int) -> None:
+        """``count`` events in flight outside the FIFO (a batch commit) were answered."""
+        self._inflight -= count
+        if not self._inflight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
     def _track(self, future: asyncio.Future[NEventReportRSP]) -> None:
         """Count it as in flight until it settles (answered, or cancelled by a close).
 
