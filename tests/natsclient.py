@@ -80,15 +80,18 @@ async def deliver(
     retry_delay: float = 0.05,
     deadline: float = 60.0,
     calling: str = "TEST-SCP",
+    result: Delivery | None = None,
 ) -> Delivery:
-    """Send every event until it is answered Success (or ``deadline`` seconds pass)."""
+    """Send every event until it is answered Success (or ``deadline`` seconds pass).
+
+    ``result`` fills a Delivery the caller watches while this runs (its progress)."""
     config = AssociationConfig(max_ops_invoked=window)
     rq = build_request("ANY-SCP", calling, [(rawpdu.UPS_EVENT, IMPLICIT)], config)
     association = await connect("127.0.0.1", port, rq, config)
     cid = association.context_for(rawpdu.UPS_EVENT).context_id
     info = rawpdu.state_report_dataset()
     waiting = list(reversed(event_uids))
-    result = Delivery()
+    result = result if result is not None else Delivery()
     give_up = time.monotonic() + deadline
 
     async def lane() -> None:
