@@ -41,7 +41,8 @@ class ListenerStats:
     events: int = 0
     """Events taken by the consumer (and answered Success unless it said otherwise)."""
     failed: int = 0
-    """Events the callback raised on (answered Processing failure)."""
+    """Events the consumer raised on: answered Processing failure, or the status of its
+    ServiceError (0213 while a sink's broker is away)."""
     refused: int = 0
     """Requests refused before delivery: unknown event type or SOP class, shutting down."""
     dropped: int = 0
