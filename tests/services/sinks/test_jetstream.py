@@ -217,3 +217,32 @@ async def test_an_existing_stream_taking_the_subjects_is_used_as_it_is(
         assert sink.stream == "SITE"
     (warning,) = _sink_lines(caplog, "drops duplicates for 10 s only")
     assert "SITE" in warning
+
+
+async def test_ready_commands_and_nats_py_publish_store_the_same_messages(
+    nats_server: servers.Nats,
+) -> None:
+    """The sink hands nats-py a read's HPUB commands at once (its own buffer); a nats-py
+    without that buffer gets ``publish`` per event. Both must store the same message."""
+    import nats
+
+    stored = []
+    events = [_event(uid, i) for i, uid in enumerate(uids(3), 1)]
+    for wire in (True, False):
+        subject = f"ups.{'wire' if wire else 'publish'}"
+        async with NatsSink(nats_server.url, subject) as sink:
+            assert sink._wire  # the installed nats-py takes ready commands
+            sink._wire = wire
+            for event in events:
+                sink.add(event)
+            done = sink.commit()
+            assert done is not None
+            await asyncio.wait_for(done, 10)
+        client = await nats.connect(nats_server.url)
+        try:
+            msgs = [await client.jetstream().get_msg(sink.stream, seq) for seq in (1, 2, 3)]
+        finally:
+            await client.close()
+        stored.append([(str(m.subject).split(".", 2)[2], m.headers, m.data) for m in msgs])
+    assert stored[0] == stored[1]
+    assert stored[0][0][0] == "state-report" and stored[0][0][1] is not None

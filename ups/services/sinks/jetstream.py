@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 from ups.dimse.status import Status
 from ups.services.errors import ServiceError, UPSError
 from ups.services.events import UPSEvent
-from ups.services.sinks.messages import EventMessages, check_subject, default_stream
+from ups.services.sinks.messages import EventMessages, check_subject, default_stream, hpub
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -105,16 +105,34 @@ class SinkStats:
 
 
 class _Batch:
-    """One commit: its messages until sent, the acknowledgements still due, its future."""
+    """One commit: what to send, the acknowledgements still due, its future."""
 
-    __slots__ = ("token", "messages", "count", "remaining", "duplicates", "done", "deadline")
+    __slots__ = (
+        "token",
+        "wire",
+        "messages",
+        "count",
+        "remaining",
+        "duplicates",
+        "done",
+        "deadline",
+    )
 
     def __init__(
-        self, token: str, messages: list[Message], done: asyncio.Future[None], now: float
+        self,
+        token: str,
+        wire: bytes,
+        messages: list[Message],
+        count: int,
+        done: asyncio.Future[None],
+        now: float,
     ) -> None:
         self.token = token
+        self.wire = wire
+        """The batch's HPUB commands, ready for the connection (nats-py's buffer)."""
         self.messages = messages
-        self.count = self.remaining = len(messages)
+        """Or the messages, for nats-py's ``publish`` (a nats-py without that buffer)."""
+        self.count = self.remaining = count
         self.duplicates = 0
         self.done = done
         self.deadline = now
@@ -163,7 +181,10 @@ class NatsSink:
         self._reconnect_wait = reconnect_wait
         self._name = name
         self._messages = EventMessages(subject)
-        self._open: list[Message] = []
+        self._open: list[Message] = []  # this read's events (nats-py's publish)
+        self._commands: list[bytes] = []  # or their HPUB commands (nats-py's buffer)
+        self._reply = b""  # the open batch's reply subject, token last
+        self._wire = False
         self._queue: list[_Batch] = []  # committed, not sent yet
         self._sent: dict[str, _Batch] = {}  # sent, acknowledgements due (oldest first)
         self._wake: asyncio.Future[None] | None = None
@@ -226,6 +247,7 @@ class NatsSink:
             await nc.subscribe(self._inbox + "*", cb=self._on_ack)
             self._nc = nc
             self._max_payload = int(nc.max_payload)
+            self._wire = _has_command_buffer(nc)
             self.stream = await asyncio.wait_for(self._ensure_stream(), self._connect_timeout)
         except Exception as exc:
             self._nc = None
@@ -300,12 +322,19 @@ class NatsSink:
     # -------------------------------------------------------------- the batch consumer
 
     def add(self, event: UPSEvent) -> None:
-        message = self._messages(event)
-        if len(message[1]) > self._max_payload - _HEADROOM:
-            raise ValueError(
-                f"event of {len(message[1])} bytes is over NATS max_payload {self._max_payload}"
-            )
-        self._open.append(message)
+        subject, payload, headers = self._messages(event)
+        if not self._commands and not self._open:  # a new batch: its own reply subject
+            self._serial += 1
+            self._reply = f"{self._inbox}{self._serial}".encode("ascii")
+        if not self._wire:
+            if len(payload) > self._max_payload - _HEADROOM:
+                raise ValueError(f"event of {len(payload)} bytes is over NATS max_payload")
+            self._open.append((subject, payload, headers))
+            return
+        command = hpub(subject, self._reply, headers, payload)
+        if len(command) > self._max_payload:
+            raise ValueError(f"event of {len(command)} bytes is over NATS max_payload")
+        self._commands.append(command)
 
     def commit(self) -> Awaitable[None] | None:
         """The read's events, to publish: a future done once JetStream has them all.
@@ -314,16 +343,19 @@ class NatsSink:
         which sends every batch committed since it last ran, and the acknowledgements
         settle the future.
         """
+        commands, self._commands = self._commands, []
         messages, self._open = self._open, []
-        if not messages:
+        count = len(commands) or len(messages)
+        if not count:
             return None
         nc = self._nc
         if nc is None or not nc.is_connected:
             reason = "the NATS sink is closed" if self._closed else "not connected"
-            raise self._unavailable(reason, len(messages))
+            raise self._unavailable(reason, count)
         loop = asyncio.get_running_loop()
-        self._serial += 1
-        batch = _Batch(str(self._serial), messages, loop.create_future(), loop.time())
+        token = self._reply[len(self._inbox) :].decode("ascii")
+        wire = b"".join(commands)
+        batch = _Batch(token, wire, messages, count, loop.create_future(), loop.time())
         self._queue.append(batch)
         if self._timer is None:
             self._arm(batch.deadline)
@@ -335,7 +367,6 @@ class NatsSink:
     async def _publisher(self, nc: Client) -> None:
         """Sends the committed batches, all of them at each wake-up, then sleeps again."""
         loop = asyncio.get_running_loop()
-        publish = nc.publish
         while True:
             if not self._queue:
                 self._wake = loop.create_future()
@@ -345,16 +376,25 @@ class NatsSink:
                 if batch.done.done():
                     continue  # refused meanwhile (the connection went down)
                 self._sent[batch.token] = batch
-                reply = self._inbox + batch.token
-                messages, batch.messages = batch.messages, []
                 try:
-                    for subject, payload, headers in messages:
-                        await publish(subject, payload, reply=reply, headers=headers)
+                    await self._send(nc, batch)
                 except self._publish_errors as exc:
                     self._fail(batch, f"publish failed: {exc!r}")
                 except Exception as exc:  # a bug must not stop the publisher
                     log.exception("NATS publish failed")
                     self._fail(batch, f"publish failed: {exc!r}")
+            if self._wire:
+                await nc._flush_pending()  # one write for all of them
+
+    async def _send(self, nc: Client, batch: _Batch) -> None:
+        if batch.wire:
+            wire, batch.wire = batch.wire, b""
+            await nc._send_command(wire)
+            return
+        reply = self._inbox + batch.token
+        messages, batch.messages = batch.messages, []
+        for subject, payload, headers in messages:
+            await nc.publish(subject, payload, reply=reply, headers=headers)
 
     # -------------------------------------------------------------- acknowledgements
 
@@ -468,3 +508,17 @@ class NatsSink:
             return
         if self._outage is not None:
             self._recovered()
+
+
+def _has_command_buffer(nc: Client) -> bool:
+    """Whether nats-py takes ready protocol commands (``_send_command``, ``_flush_pending``).
+
+    Both have been there since nats-py 2.0 (this package needs 2.6). Handing it a read's
+    HPUB commands at once costs a third of calling ``publish`` per event, which validates
+    and re-encodes what :mod:`~ups.services.sinks.messages` already made safe; a nats-py
+    without them gets ``publish``. ``tests/services/sinks`` checks that this path is the
+    one taken and that both store the same messages.
+    """
+    return callable(getattr(nc, "_send_command", None)) and callable(
+        getattr(nc, "_flush_pending", None)
+    )

@@ -40,6 +40,7 @@ __all__ = [
     "check_subject",
     "default_stream",
     "header_value",
+    "hpub",
     "message_id",
 ]
 
@@ -137,3 +138,25 @@ class EventMessages:
 
 
 _TYPES: Final = {k: str(k) for k in SUBJECT_SUFFIXES}
+
+
+def hpub(subject: str, reply: bytes, headers: dict[str, str], payload: bytes) -> bytes:
+    """One message as the NATS client protocol sends it with headers (``HPUB``).
+
+    The line ``HPUB <subject> <reply> <header bytes> <total bytes>``, the header block
+    (``NATS/1.0``, one ``Key: value`` line per header, an empty line), the payload; every
+    line ends in CR LF, the header size counts the block and the total adds the payload.
+    Subjects are checked when the sink is made and header values by :func:`header_value`,
+    so nothing here can break a line.
+    """
+    block = "".join([f"{key}: {value}\r\n" for key, value in headers.items()])
+    head = f"NATS/1.0\r\n{block}\r\n".encode("ascii")
+    size = len(head)
+    return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+        subject.encode("ascii"),
+        reply,
+        size,
+        size + len(payload),
+        head,
+        payload,
+    )
