@@ -61,44 +61,63 @@ def _broker(stack: Stack) -> servers.Nats:
     return stack.enter_context(servers.nats())
 
 
-def into(ctx: Context, *, total: int, window: int, to_nats: bool) -> Any:
-    """Setup: the daemon (``--nats`` or ``--json``), the raw sender in a worker."""
+SIDES = ("nats", "json")
+METRICS = (*(f"{side}_{m}" for side in SIDES for m in EVENT_METRICS), "broker_cpu_us")
+
+
+def side_by_side(ctx: Context, *, total: int, window: int) -> Any:
+    """Setup: the broker, ``dcmups -L --nats`` and ``dcmups -L --json``, one raw sender.
+
+    Each repetition drives the ``--json`` daemon, then the ``--nats`` one, so that both
+    figures of a repetition see the same machine (this one is shared and its load moves).
+    """
 
     def setup(stack: Stack) -> Rep:
         timeout = ctx.sizes.timeout_s
-        options: tuple[str, ...] = ("--json",)
-        broker = None
-        if to_nats:
-            broker = _broker(stack)
-            options = ("--nats", broker.url, "--subject", SUBJECT, "--nats-stream", STREAM)
-        daemon = stack.enter_context(daemons.listener(*options))
+        broker = _broker(stack)
+        nats_options = ("--nats", broker.url, "--subject", SUBJECT, "--nats-stream", STREAM)
+        daemon = {
+            "json": stack.enter_context(daemons.listener("--json")),
+            "nats": stack.enter_context(daemons.listener(*nats_options)),
+        }
         sender = _worker(stack, "raw sender")
         params = _params(ctx, total, window)
         expected = total + ctx.sizes.warmup
 
-        def stored() -> int:
-            if broker is None:
-                return daemon.new_lines()
+        def stored(side: str) -> int:
+            """Messages in the stream; for --json, lines written since the last call."""
+            if side == "json":
+                return daemon["json"].new_lines()
             return asyncio.run(_stream_messages(broker.url))
 
-        def rep() -> dict[str, float]:
-            before = stored()
-            cpu0 = daemon.cpu_seconds()
-            result = sender.call("run.raw", timeout=timeout, port=daemon.port, **params)
-            cpu1 = daemon.cpu_seconds()
+        def drive(side: str) -> dict[str, float]:
+            before = stored(side)
+            if side == "json":
+                before = 0  # new_lines() counts from the call above
+            cpu0 = daemon[side].cpu_seconds()
+            result = sender.call("run.raw", timeout=timeout, port=daemon[side].port, **params)
+            cpu1 = daemon[side].cpu_seconds()
             success = expected - int(result.get("bad_status", 0))
-            gained = stored() - (0 if broker is None else before)
+            gained = stored(side) - before
             if gained != success:
-                where = "the stream gained" if broker else "the file gained"
-                raise procs.WorkerError(f"{success} events answered Success, {where} {gained}")
+                where = "stream" if side == "nats" else "file"
+                raise procs.WorkerError(f"{success} answered Success, the {where} gained {gained}")
             if success != expected:
-                raise procs.WorkerError(f"{expected - success} responses were not Success")
+                raise procs.WorkerError(f"{side}: {expected - success} responses not Success")
             return {
-                "rate": result["rate"],
-                "p50_us": result.get("p50_us", math.nan),
-                "p99_us": result.get("p99_us", math.nan),
-                "cpu_us": (cpu1 - cpu0) / expected * 1e6,
+                f"{side}_rate": result["rate"],
+                f"{side}_p50_us": result.get("p50_us", math.nan),
+                f"{side}_p99_us": result.get("p99_us", math.nan),
+                f"{side}_cpu_us": (cpu1 - cpu0) / expected * 1e6,
             }
+
+        def rep() -> dict[str, float]:
+            figures = drive("json")
+            broker0 = procs.cpu_seconds(broker.proc.pid)
+            figures.update(drive("nats"))
+            broker1 = procs.cpu_seconds(broker.proc.pid)
+            figures["broker_cpu_us"] = (broker1 - broker0) / expected * 1e6
+            return figures
 
         return rep
 
@@ -110,24 +129,33 @@ def s12_nats(ctx: Context) -> list[Row]:
     gate = ctx.gate("event_listener")
     out: list[Row] = []
     for window, total in ((1, ctx.sizes.events), (16, ctx.sizes.pipelined)):
-        figures: dict[bool, dict[str, Figure]] = {}
-        for to_nats in (False, True):
-            name = "--nats" if to_nats else "--json"
-            figures[to_nats] = measure(
-                ctx,
-                f"raw w{window} (unique UIDs) -> dcmups -L {name}",
-                EVENT_METRICS,
-                into(ctx, total=total, window=window, to_nats=to_nats),
-                gate=gate,
-            )
+        figures = measure(
+            ctx,
+            f"raw w{window} (unique UIDs) -> dcmups -L --json, then --nats",
+            METRICS,
+            side_by_side(ctx, total=total, window=window),
+            gate=gate,
+        )
+        label = f"dcmups -L --nats, raw sender w={window}"
         out += rows(
             f"12.w{window}",
-            f"dcmups -L --nats, raw sender w={window}",
-            figures[True],
-            figures[False],
+            label,
+            {m: figures[f"nats_{m}"] for m in EVENT_METRICS},
+            {m: figures[f"json_{m}"] for m in EVENT_METRICS},
             peer_name="dcmups -L --json, same run",
-            note="a nats-server -js on loopback, file store; daemon CPU from /proc (not the "
-            "broker's); each event answered after JetStream acknowledged it"
-            + ("; target: at least 0.5x --json" if window == 16 else ""),
+            note="a nats-server -js on loopback, file store; each repetition drives --json "
+            "then --nats; daemon CPU from /proc; each event answered once JetStream "
+            "acknowledged it" + ("; target: at least 0.5x --json" if window == 16 else ""),
+        )
+        out.append(
+            Row(
+                f"12.w{window}.broker_cpu_us",
+                label,
+                "nats-server CPU us/event",
+                "lower",
+                figures["broker_cpu_us"],
+                Figure.not_available("no broker behind --json"),
+                note="the broker's CPU, on the same 2 cores as the daemon and the sender",
+            )
         )
     return out
