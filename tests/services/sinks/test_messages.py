@@ -24,6 +24,7 @@ from ups.services.sinks.messages import (
     check_subject,
     default_stream,
     header_value,
+    hpub,
     message_id,
 )
 from ups.services.uids import IMPLICIT_VR_LITTLE_ENDIAN, UPS_PUSH
@@ -75,6 +76,21 @@ def test_subject_per_event_type_headers_and_the_json_line() -> None:
         "ups.events.scp-status-change",
         "ups.events.assigned",
     }
+
+
+def test_the_hpub_command_is_the_nats_protocol_form_of_the_same_message() -> None:
+    messages = EventMessages("ups.events")
+    event = _event(calling="A B")
+    subject, payload, headers = messages(event)
+    command = messages.command(event, b"_INBOX.x.7")
+    assert command == hpub(subject, b"_INBOX.x.7", headers, payload)
+    line, rest = command.split(b"\r\n", 1)
+    op, subj, reply, head_size, total = line.split(b" ")
+    assert (op, subj, reply) == (b"HPUB", b"ups.events.state-report", b"_INBOX.x.7")
+    head, body = rest[: int(head_size)], rest[int(head_size) :]
+    assert head.startswith(b"NATS/1.0\r\n") and head.endswith(b"\r\n\r\n")
+    assert b"Ups-Calling-Ae: A B\r\n" in head
+    assert int(total) == int(head_size) + len(payload) and body == payload + b"\r\n"
 
 
 def test_a_resent_report_has_the_same_id_and_a_different_report_another() -> None:

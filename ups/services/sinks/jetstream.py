@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 from ups.dimse.status import Status
 from ups.services.errors import ServiceError, UPSError
 from ups.services.events import UPSEvent
-from ups.services.sinks.messages import EventMessages, check_subject, default_stream, hpub
+from ups.services.sinks.messages import EventMessages, check_subject, default_stream
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -322,16 +322,16 @@ class NatsSink:
     # -------------------------------------------------------------- the batch consumer
 
     def add(self, event: UPSEvent) -> None:
-        subject, payload, headers = self._messages(event)
         if not self._commands and not self._open:  # a new batch: its own reply subject
             self._serial += 1
             self._reply = f"{self._inbox}{self._serial}".encode("ascii")
         if not self._wire:
+            subject, payload, headers = self._messages(event)
             if len(payload) > self._max_payload - _HEADROOM:
                 raise ValueError(f"event of {len(payload)} bytes is over NATS max_payload")
             self._open.append((subject, payload, headers))
             return
-        command = hpub(subject, self._reply, headers, payload)
+        command = self._messages.command(event, self._reply)
         if len(command) > self._max_payload:
             raise ValueError(f"event of {len(command)} bytes is over NATS max_payload")
         self._commands.append(command)

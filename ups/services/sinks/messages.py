@@ -118,6 +118,34 @@ class EventMessages:
         return list(self._subjects.values())
 
     def __call__(self, event: UPSEvent) -> tuple[str, bytes, dict[str, str]]:
+        subject, payload, sender, iuid = self._parts(event)
+        headers = {
+            "Nats-Msg-Id": _message_id(event, sender, iuid),
+            "Ups-Event-Type": _TYPES[event.event_type_id],
+            "Ups-Sop-Instance-Uid": iuid,
+            "Ups-Calling-Ae": sender,
+        }
+        return subject, payload, headers
+
+    def command(self, event: UPSEvent, reply: bytes) -> bytes:
+        """``hpub(*self(event))`` with ``reply``, made in one go: the sink's per-event path."""
+        subject, payload, sender, iuid = self._parts(event)
+        head = (
+            f"NATS/1.0\r\nNats-Msg-Id: {_message_id(event, sender, iuid)}\r\n"
+            f"Ups-Event-Type: {event.event_type_id:d}\r\nUps-Sop-Instance-Uid: {iuid}\r\n"
+            f"Ups-Calling-Ae: {sender}\r\n\r\n"
+        ).encode("ascii")
+        size = len(head)
+        return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+            subject.encode("ascii"),
+            reply,
+            size,
+            size + len(payload),
+            head,
+            payload,
+        )
+
+    def _parts(self, event: UPSEvent) -> tuple[str, bytes, str, str]:
         subject = self._subjects.get(event.event_type_id)
         if subject is None:  # the listener refuses other types before they get here
             raise ValueError(f"no subject for Event Type ID {event.event_type_id}")
@@ -127,14 +155,7 @@ class EventMessages:
             if len(self._senders) > 1024:
                 self._senders.clear()
             sender = self._senders[event.calling_aet] = header_value(event.calling_aet)
-        iuid = header_value(event.iuid)
-        headers = {
-            "Nats-Msg-Id": _message_id(event, sender, iuid),
-            "Ups-Event-Type": _TYPES[event.event_type_id],
-            "Ups-Sop-Instance-Uid": iuid,
-            "Ups-Calling-Ae": sender,
-        }
-        return subject, payload, headers
+        return subject, payload, sender, header_value(event.iuid)
 
 
 _TYPES: Final = {k: str(k) for k in SUBJECT_SUFFIXES}
