@@ -1,14 +1,17 @@
 """The NATS JetStream sink: a listener's events into a stream, answered once JetStream has them.
 
-:class:`NatsSink` is a batch consumer for :func:`~ups.services.listener.serve_events` and
-``dcmups -L --nats``. Per read of an association the listener hands it the read's events
-(``add``) and commits them once (``commit``); the commit publishes every event (all sent
-first, pipelined on one connection, each with a reply subject of the batch's own), then
-waits for JetStream's acknowledgements, and only then does the listener answer the
-N-EVENT-REPORTs with Success. An acknowledgement means the stream stored the message (or
-already held it: a duplicate), so an event the sender saw acknowledged is in the stream.
-What is published is :mod:`ups.services.sinks.messages` (the ``--json`` line, a subject
-per event type, headers, the ``Nats-Msg-Id`` that makes a resent event a duplicate).
+:class:`NatsSink` is a batch consumer for :func:`~ups.services.listener.serve_events`
+and ``dcmups -L --nats``. Per read of an association the listener hands it the read's
+events (``add``) and commits them once (``commit``); the commit publishes every event
+(all sent first, pipelined on one connection, each with a reply subject of the batch's
+own: the read's HPUB commands go to nats-py's outgoing buffer in one call, nats-py's
+``publish`` being the fallback), then waits for JetStream's acknowledgements, and only
+then does the listener answer the N-EVENT-REPORTs with Success. One publisher task sends
+whatever was committed since it last ran, and one timer watches the oldest batch's
+deadline. An acknowledgement means the stream stored the message (or already held it: a
+duplicate), so an event the sender saw acknowledged is in the stream. What is published
+is :mod:`ups.services.sinks.messages` (the ``--json`` line, a subject per event type,
+headers, the ``Nats-Msg-Id`` that makes a resent event a duplicate).
 
 Broker down or slow. While the connection is down a commit fails at once; a batch whose
 acknowledgements do not all arrive within ``ack_timeout`` seconds, or that JetStream
@@ -102,6 +105,7 @@ class SinkStats:
     batches: int = 0
     """Commits acknowledged (``published / batches`` events were pipelined per commit)."""
     outages: int = 0
+    """Times the broker went away (each logged once, and once when it came back)."""
 
 
 class _Batch:
