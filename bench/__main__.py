@@ -12,7 +12,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import procs, report, scenarios, scenarios_daemon  # noqa: F401 - 9-11 register
+from bench import (  # noqa: F401 - 9-12 register
+    procs,
+    report,
+    scenarios,
+    scenarios_daemon,
+    scenarios_nats,
+)
 from bench.harness import SIZES, Context, Figure, Row, selected
 
 
@@ -28,7 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--only",
         action="append",
         metavar="SCENARIO",
-        help="run only this scenario id (1-11); repeatable",
+        help="run only this scenario id (1-12); repeatable",
     )
     ap.add_argument("--reps", type=int, help="override the number of repetitions")
     ap.add_argument("--json-out", type=Path, metavar="PATH", help="also write results here")

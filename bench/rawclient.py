@@ -13,6 +13,7 @@ import asyncio
 import socket
 import struct
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -39,6 +40,8 @@ class Plan:
     t_start: int = 0
     t_end: int = 0
     bad_status: int = 0
+    serial_offset: int = 0
+    """Non-zero: each send stamps the next UID serial there (``unique`` runs)."""
 
 
 class RawAssociation(asyncio.Protocol):
@@ -154,6 +157,10 @@ class RawAssociation(asyncio.Protocol):
         slot = plan.sent % len(plan.templates)
         plan.sent_at[slot + 1] = time.perf_counter_ns()
         plan.sent += 1
+        if plan.serial_offset:
+            pdu = rawpdu.stamp_serial(plan.templates[slot], plan.serial_offset, plan.sent)
+            self._transport.write(pdu)
+            return
         self._transport.write(plan.templates[slot])
 
     async def release(self) -> None:
@@ -182,12 +189,22 @@ KINDS: dict[str, tuple[str, Callable[[], rawpdu.Template]]] = {
 }
 
 
-def make_plan(kind: str, total: int, warmup: int, window: int) -> Plan:
-    template = KINDS[kind][1]()
+def make_plan(kind: str, total: int, warmup: int, window: int, uid_prefix: str = "") -> Plan:
+    """``uid_prefix``: every event gets its own UPS UID, ``<prefix>.<serial>`` (serials
+    1..total+warmup, ``rawpdu.unique_uid``), so that no two are the same event."""
+    unique = bool(uid_prefix) and kind == "event"
+    template = rawpdu.unique_event_template(uid_prefix) if unique else KINDS[kind][1]()
     # Message IDs 1..count; with a window > 1 every in-flight ID is distinct.
     count = max(1, min(total, 65535))
     templates = [template.stamped(i + 1) for i in range(count)]
-    return Plan(templates, total, warmup, window, sent_at=[0] * (count + 1))
+    return Plan(
+        templates,
+        total,
+        warmup,
+        window,
+        sent_at=[0] * (count + 1),
+        serial_offset=template.serial_offset,
+    )
 
 
 async def open_association(
@@ -222,13 +239,16 @@ async def run_requests(
     window: int = 1,
     associations: int = 1,
     timeout: float = 120.0,
+    unique: bool = False,
 ) -> dict[str, object]:
     """Send ``total`` requests on each of ``associations`` concurrent associations.
 
     Returns requests/s over the timed part (all associations together), per-request
     latencies in ns (sampled from every association) and the count of non-success statuses.
+    With ``unique`` every event names a UPS of its own (a fresh UID prefix per association).
     """
-    plans = [make_plan(kind, total + warmup, warmup, window) for _ in range(associations)]
+    prefixes = [f"2.25.{uuid.uuid4().int}" if unique else "" for _ in range(associations)]
+    plans = [make_plan(kind, total + warmup, warmup, window, prefix) for prefix in prefixes]
     protos = await asyncio.gather(
         *(open_association(host, port, kind=kind, window=window, plan=p) for p in plans)
     )

@@ -205,7 +205,9 @@ def command_set(elements: list[bytes]) -> bytes:
     return _element(0x0000, struct.pack("<L", len(rest))) + rest
 
 
-def n_event_report_rq(message_id: int, event_type: int = 1) -> bytes:
+def n_event_report_rq(
+    message_id: int, event_type: int = 1, iuid: str = SAMPLE_WORKITEM_UID
+) -> bytes:
     """N-EVENT-REPORT-RQ command set (PS3.7 Table 10.3.1-1) for a UPS State Report."""
     return command_set(
         [
@@ -213,7 +215,7 @@ def n_event_report_rq(message_id: int, event_type: int = 1) -> bytes:
             _us(0x0100, N_EVENT_REPORT_RQ),  # Command Field
             _us(0x0110, message_id),  # Message ID
             _us(0x0800, DATA_SET_PRESENT),  # Command Data Set Type
-            _ui(0x1000, SAMPLE_WORKITEM_UID),  # Affected SOP Instance UID
+            _ui(0x1000, iuid),  # Affected SOP Instance UID
             _us(0x1002, event_type),  # Event Type ID
         ]
     )
@@ -316,11 +318,30 @@ class Template:
 
     pdu: bytes
     message_id_offset: int
+    serial_offset: int = 0
+    """Where the UID serial of :func:`unique_event_template` sits (0: none)."""
 
     def stamped(self, message_id: int) -> bytes:
         buf = bytearray(self.pdu)
         struct.pack_into("<H", buf, self.message_id_offset, message_id)
         return bytes(buf)
+
+
+SERIAL_DIGITS = 10
+SERIAL_BASE = 10 ** (SERIAL_DIGITS - 1)
+"""A UID serial is SERIAL_BASE + n: ten digits, never a leading zero (PS3.5 §9.1)."""
+
+
+def unique_uid(prefix: str, serial: int) -> str:
+    """The Affected SOP Instance UID of event ``serial`` of a unique-event run."""
+    return f"{prefix}.{SERIAL_BASE + serial}"
+
+
+def stamp_serial(pdu: bytes, offset: int, serial: int) -> bytearray:
+    """A copy of ``pdu`` whose UID serial at ``offset`` is ``serial``."""
+    buf = bytearray(pdu)
+    buf[offset : offset + SERIAL_DIGITS] = b"%d" % (SERIAL_BASE + serial)
+    return buf
 
 
 def _template(pdu: bytes, command: bytes, element: int = 0x0110) -> Template:
@@ -334,6 +355,17 @@ def _template(pdu: bytes, command: bytes, element: int = 0x0110) -> Template:
 def event_template(context_id: int = 1) -> Template:
     command = n_event_report_rq(1)
     return _template(p_data_tf(context_id, command, state_report_dataset()), command)
+
+
+def unique_event_template(prefix: str, context_id: int = 1) -> Template:
+    """A State Report whose UPS UID ends in a serial to stamp per send (``stamp_serial``):
+    a sink that de-duplicates by event identity (``Nats-Msg-Id``) sees distinct events."""
+    iuid = unique_uid(prefix, 0)
+    command = n_event_report_rq(1, iuid=iuid)
+    pdu = p_data_tf(context_id, command, state_report_dataset())
+    template = _template(pdu, command)
+    offset = pdu.index(iuid.encode("ascii")) + len(prefix) + 1
+    return Template(pdu, template.message_id_offset, offset)
 
 
 def echo_template(context_id: int = 1) -> Template:

@@ -202,6 +202,7 @@ class Worker:
                     window=p.get("window", 1),
                     associations=p.get("associations", 1),
                     timeout=timeout,
+                    unique=p.get("unique", False),
                 ),
                 timeout,
             )

@@ -4,9 +4,10 @@ DESIGN.md: where users run real servers, the tests start real ones; no mock stan
 them. ``postgres()`` runs ``initdb`` and ``pg_ctl`` in a temporary directory (as the
 unprivileged ``postgres`` user when the tests run as root, as CI does: PostgreSQL refuses
 to run as root) and ``nats()`` runs ``nats-server -js`` with its store in a temporary
-directory. Both are context managers that stop the server and remove its files, and both
-return ``None`` from ``available()`` checks when the binaries are missing, so a test can
-skip (or, with ``DCMUPS_REQUIRE_PEERS=1`` as in CI, fail).
+directory (``bench/servers.py``, which the benchmarks use too; re-exported here). Both
+are context managers that stop the server and remove its files, and both return ``None``
+from ``available()`` checks when the binaries are missing, so a test can skip (or, with
+``DCMUPS_REQUIRE_PEERS=1`` as in CI, fail).
 """
 
 from __future__ import annotations
@@ -15,39 +16,21 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.servers import START_TIMEOUT, Nats, free_port, nats, nats_bin, wait_port
+
+__all__ = ["Nats", "Postgres", "free_port", "nats", "nats_bin", "pg_bin", "postgres"]
 
 PG_BIN_DIRS = (
     "/usr/lib/postgresql/17/bin",
     "/usr/lib/postgresql/16/bin",
     "/usr/lib/postgresql/15/bin",
 )
-START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(delay)  # bounded back-off while a child process starts
-        delay = min(delay * 2, 0.2)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
@@ -112,7 +95,7 @@ def postgres(database: str = "dcmups") -> Iterator[Postgres]:
             timeout=START_TIMEOUT,
             **run,
         )
-        _wait_port(port, None, START_TIMEOUT)
+        wait_port(port, None, START_TIMEOUT)
         subprocess.run(  # type: ignore[call-overload]
             [bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", user, database],
             **run,
@@ -126,64 +109,3 @@ def postgres(database: str = "dcmups") -> Iterator[Postgres]:
                 **{**run, "check": False},
             )
         shutil.rmtree(root, ignore_errors=True)
-
-
-# -- NATS -----------------------------------------------------------------------------------
-
-
-def nats_bin() -> str | None:
-    return shutil.which("nats-server")
-
-
-@dataclass
-class Nats:
-    url: str
-    port: int
-    store: Path
-    proc: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        """Stop the server (a broker outage); ``start`` brings it back on the same port."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def start(self) -> None:
-        if self.proc.poll() is None:
-            return
-        self.proc = _start_nats(self.port, self.store)
-
-
-def _start_nats(port: int, store: Path) -> subprocess.Popen[bytes]:
-    exe = nats_bin()
-    if exe is None:
-        raise RuntimeError("nats-server is not installed")
-    proc = subprocess.Popen(
-        [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_port(port, proc, START_TIMEOUT)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    return proc
-
-
-@contextlib.contextmanager
-def nats() -> Iterator[Nats]:
-    """``nats-server -js`` on a free 127.0.0.1 port with its store in a temporary folder."""
-    store = Path(tempfile.mkdtemp(prefix="dcmups-nats-"))
-    port = free_port()
-    server = Nats(f"nats://127.0.0.1:{port}", port, store, _start_nats(port, store))
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(store, ignore_errors=True)

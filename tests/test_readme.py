@@ -2,8 +2,8 @@
 
 Its ``python`` blocks are executed as one module; the functions they define are then
 called with local addresses: ``perform`` against a reference SCP that knows the AE ``ME``
-at the listener's port, ``watch`` (``ups.listen``) and ``serve`` (``ups.serve_events``)
-as that listener.
+at the listener's port, ``watch`` (``ups.listen``), ``serve`` (``ups.serve_events``) and
+``to_nats`` (``ups.NatsSink``, against a throwaway ``nats-server -js``) as that listener.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 import ups
+from bench import servers
+from tests.natsclient import require_nats, stream_uids
 from ups.services.scp import UPSSCP, RemoteAE, SCPOptions
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,6 +55,7 @@ def test_the_examples_use_the_public_api_only() -> None:
     assert set(imports) <= {"asyncio", "pydicom.dataset", "pydicom.uid", "ups"}, imports
     assert "ups.connect(" in section and "ups.listen(" in section
     assert "ups.serve_events(" in section and "ups.ListenerSettings(" in section
+    assert "ups.NatsSink(" in section
 
 
 async def test_the_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +97,44 @@ def test_public_api_names() -> None:
     """``ups.__all__`` is what the README promises, and every name resolves."""
     for name in ("connect", "listen", "serve_events", "UPSEvent", "UPSFailure"):
         assert name in ups.__all__
-    for name in ("SCUOptions", "ListenerSettings", "AssociationConfig", "ScanLimits"):
+    for name in ("SCUOptions", "ListenerSettings", "AssociationConfig", "ScanLimits", "NatsSink"):
         assert name in ups.__all__
     for name in ups.__all__:
         assert getattr(ups, name) is not None, name
+
+
+async def test_the_nats_example_runs(tmp_path: Path) -> None:
+    """``to_nats``: the reference SCP's events for ME end up in the stream: the created
+    UPS's two State Reports (SCHEDULED, IN PROGRESS), each once."""
+    require_nats()
+    ns = readme_namespace()
+    port = _free_port()
+    remote = MappingProxyType({"ME": RemoteAE("ME", "127.0.0.1", port)})
+    options = SCPOptions(
+        ae_title="UPSSCP", port=0, db=tmp_path / "ups.db", remote_aes=remote, event_idle=0.2
+    )
+    with servers.nats() as broker:
+        async with UPSSCP(options) as scp:
+            stop = asyncio.Event()
+            me = f"ME@127.0.0.1:{port}"
+            publishing = asyncio.create_task(ns["to_nats"](me, broker.url, stop))
+            await _listening(port)  # connected to NATS, then bound
+            await ns["perform"](f"UPSSCP@127.0.0.1:{scp.port}")
+            assert await scp.events.drain(30)  # every event answered Success: in the stream
+            stop.set()
+            await asyncio.wait_for(publishing, 30)
+        found = await stream_uids(broker.url, "UPS_EVENTS")
+    assert list(found.values()) == [2], found
+
+
+async def _listening(port: int, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            assert asyncio.get_running_loop().time() < deadline, "not listening in time"
+            await asyncio.sleep(0.02)  # bounded wait while the sink connects
+            continue
+        writer.close()
+        return

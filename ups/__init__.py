@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "UPSResult": "ups.services.scu",
     "connect": "ups.services.scu",
     "ListenerSettings": "ups.services.settings",
+    "NatsSink": "ups.services.sinks",
 }
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from ups.services.listener import EventListener, listen, serve_events
     from ups.services.scu import SCUOptions, UPSClient, UPSResult, connect
     from ups.services.settings import ListenerSettings
+    from ups.services.sinks import NatsSink
 
 
 def __getattr__(name: str) -> Any:
@@ -84,6 +86,7 @@ __all__ = [
     "EventListener",
     "EventType",
     "ListenerSettings",
+    "NatsSink",
     "SCUOptions",
     "ScanLimits",
     "ServiceError",

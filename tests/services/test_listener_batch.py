@@ -2,16 +2,21 @@
 
 This is the daemon's delivery path (DESIGN.md: writes are batched per read): the
 Success responses may leave only after ``commit`` returned, all in the read's one write;
-a failing ``commit`` answers every event of the batch with Processing Failure.
+a failing ``commit`` answers every event of the batch with Processing Failure (or the
+status of the ServiceError it raised). An asynchronous ``commit`` (a broker's
+acknowledgements) is answered when it completes, while the association reads on, with
+at most ``buffer`` events in unfinished commits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 
 from bench import rawpdu
 from tests.net.memtransport import MemoryTransport, open_acceptor, responses
 from ups.net.association import Association
+from ups.services.errors import ServiceError
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
 from ups.services.settings import ListenerSettings
@@ -134,4 +139,132 @@ async def test_the_json_model_comes_from_the_scanner() -> None:
         "00741000": {"vr": "CS", "Value": ["IN PROGRESS"]},
     }
     assert not event.raw_dataset or not event.raw_dataset.is_decoded  # pydicom never ran
+    association.abort()
+
+
+# ------------------------------------------------------------------------ asynchronous commits
+
+
+class Deferring:
+    """A batch consumer whose ``commit`` returns a future that the test completes."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.commits: list[asyncio.Future[None]] = []
+        self._open: list[int] = []
+
+    def add(self, event: UPSEvent) -> None:
+        self._open.append(event.message_id)
+
+    def commit(self) -> asyncio.Future[None]:
+        self.batches.append(self._open)
+        self._open = []
+        self.commits.append(asyncio.get_running_loop().create_future())
+        return self.commits[-1]
+
+
+class PausingTransport(MemoryTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading: list[bool] = []
+
+    def pause_reading(self) -> None:
+        self.reading.append(False)
+
+    def resume_reading(self) -> None:
+        self.reading.append(True)
+
+
+def _deferring_listener(
+    buffer: int = 1000,
+) -> tuple[Deferring, EventListener, Association, MemoryTransport]:
+    consumer = Deferring()
+    listener = EventListener(
+        ("127.0.0.1", 0), "SCP", ListenerSettings(window=16, buffer=buffer), consumer=consumer
+    )
+    association = Association(
+        listener.config,
+        requestor=False,
+        policy=listener.policy,
+        handlers={rawpdu.UPS_EVENT: listener._on_request},
+    )
+    transport = open_acceptor(association, rawpdu.UPS_EVENT, window=16)
+    return consumer, listener, association, transport
+
+
+def _events_from(first: int, count: int) -> bytes:
+    template = rawpdu.event_template()
+    return b"".join(template.stamped(first + i) for i in range(count))
+
+
+async def _loop_passes(count: int = 3) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_an_async_commit_is_answered_when_it_completes_while_reading_goes_on() -> None:
+    consumer, listener, association, transport = _deferring_listener()
+    association.data_received(_events_from(1, 4))
+    association.data_received(_events_from(5, 4))  # read while the first commit is open
+    assert consumer.batches == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert transport.writes == []
+    consumer.commits[1].set_result(None)
+    await _loop_passes()
+    assert len(transport.writes) == 1  # the batch's answers share one write
+    assert _statuses(transport.writes[0]) == dict.fromkeys(range(5, 9), 0)
+    consumer.commits[0].set_exception(ServiceError(RESOURCE_LIMITATION, "broker away"))
+    await _loop_passes()
+    assert _statuses(b"".join(transport.writes[1:])) == dict.fromkeys(
+        range(1, 5), RESOURCE_LIMITATION
+    )
+    assert listener.stats.events == 4 and listener.stats.failed == 4
+    association.abort()
+
+
+async def test_a_commit_that_fails_otherwise_is_a_processing_failure() -> None:
+    consumer, listener, association, transport = _deferring_listener()
+    association.data_received(_events_from(1, 2))
+    consumer.commits[0].set_exception(OSError("gone"))
+    await _loop_passes()
+    assert _statuses(b"".join(transport.writes)) == dict.fromkeys((1, 2), PROCESSING_FAILURE)
+    association.abort()
+
+
+async def test_unfinished_commits_are_bounded_by_the_buffer() -> None:
+    consumer = Deferring()
+    listener = EventListener(
+        ("127.0.0.1", 0), "SCP", ListenerSettings(window=16, buffer=6), consumer=consumer
+    )
+    association = Association(
+        listener.config,
+        requestor=False,
+        policy=listener.policy,
+        handlers={rawpdu.UPS_EVENT: listener._on_request},
+    )
+    transport = PausingTransport()
+    association.connection_made(transport)  # type: ignore[arg-type]
+    association.data_received(rawpdu.associate_rq("RAW", "SCP", rawpdu.UPS_EVENT, window=16))
+    association.data_received(_events_from(1, 4))
+    assert transport.reading == []  # 4 of 6 in unfinished commits
+    association.data_received(_events_from(5, 4))
+    assert transport.reading == [False]  # 8: no more reading
+    consumer.commits[0].set_result(None)
+    await _loop_passes()
+    assert transport.reading == [False]  # 4 left, above half the buffer
+    consumer.commits[1].set_result(None)
+    await _loop_passes()
+    assert transport.reading == [False, True]  # drained: read again
+    assert listener.stats.events == 8
+    association.abort()
+
+
+async def test_a_graceful_stop_waits_for_unfinished_commits_and_answers_them() -> None:
+    consumer, listener, association, transport = _deferring_listener()
+    association.data_received(_events_from(1, 3))
+    listener.stop()
+    await _loop_passes()
+    assert listener._shutdown_task is not None and not listener._shutdown_task.done()
+    consumer.commits[0].set_result(None)
+    await asyncio.wait_for(listener.wait_closed(), 5)
+    assert _statuses(b"".join(transport.writes)) == dict.fromkeys((1, 2, 3), 0)
     association.abort()

@@ -13,6 +13,13 @@ object per line (``--json``: ``op`` = ``"event"``, the event fields and the Even
 Information in the PS3.18 F.2 DICOM JSON model), or only periodic counts (``--quiet``).
 What the listener accepts and holds is one ``ups.ListenerSettings``.
 
+``--nats URL --subject S`` (:mod:`ups.cli.sinks`) publishes the events to NATS
+JetStream instead: the consumer is the library's :class:`~ups.services.sinks.NatsSink`,
+each read's events are answered once JetStream acknowledged them (0213 while it cannot),
+and nothing is written per event (``--quiet`` still prints the counts; ``--json`` changes
+only their form, the payload is always the ``--json`` line). The sink connects before the
+port is bound: an unreachable broker exits 3.
+
 Signals: the first SIGINT/SIGTERM stops gracefully — stop accepting, stop reading,
 answer what was read, release the associations, flush, exit 0. A second one ends the
 process at once (exit 128 + signal number) without answering anything: the events
@@ -46,11 +53,13 @@ from ups.cli.configure import listen_address, listener_settings
 from ups.cli.exits import Exit, UsageError
 from ups.cli.output import json_line
 from ups.cli.render import JsonLineRenderer, LineBatch, LineWriter, format_event_line, timestamp
+from ups.cli.sinks import NatsTarget, log_to_stderr, nats_target
 from ups.net.errors import NetError
 from ups.net.loop import run as run_loop
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener
 from ups.services.settings import ListenerSettings
+from ups.services.sinks import NatsSink, SinkConnectError
 
 __all__ = [
     "ListenerOptions",
@@ -83,6 +92,8 @@ class ListenerOptions:
     """Run once the port is bound (subscribe); a non-zero result ends the run with it."""
     before_stop: Hook | None = None
     """Run on the way out while still listening (unsubscribe)."""
+    nats: NatsTarget | None = None
+    """Publish to NATS JetStream instead of writing events to ``out`` (``--nats``)."""
     worker: int | None = None
     lock_fd: int | None = None
     lifeline_fd: int | None = None
@@ -200,11 +211,18 @@ async def run_listener(
     stop = stop or asyncio.Event()
     writer = LineWriter(out, opts.lock_fd)
     output_error: list[OSError] = []
-    listener = _make_listener(opts, writer, stop, output_error)
+    try:
+        sink = await _open_sink(opts)
+    except SinkConnectError as exc:
+        say(f"dcmups: {exc}")
+        return Exit.NETWORK
+    listener = _make_listener(opts, writer, stop, output_error, sink)
     try:
         await listener.start()
     except NetError as exc:
         say(f"dcmups: {exc}")
+        if sink is not None:
+            await sink.close()
         return Exit.NETWORK
     installed = _install_signals(loop, stop)
     if opts.lifeline_fd is not None:
@@ -235,6 +253,8 @@ async def run_listener(
             rc = await run_hook(opts.before_stop, "unsubscribe") or rc
         listener.stop(opts.grace)
         await listener.wait_closed()
+        if sink is not None:
+            await sink.close()  # after the listener: its last commits were answered
         if opts.lifeline_fd is not None:
             loop.remove_reader(opts.lifeline_fd)
         if opts.output == "quiet":
@@ -248,10 +268,26 @@ async def run_listener(
     return rc
 
 
+async def _open_sink(opts: ListenerOptions) -> NatsSink | None:
+    """``--nats``: the JetStream sink, connected and its stream ready, before we listen."""
+    if opts.nats is None:
+        return None
+    log_to_stderr(say, opts.worker)
+    return await opts.nats.sink().start()
+
+
 def _make_listener(
-    opts: ListenerOptions, writer: LineWriter, stop: asyncio.Event, output_error: list[OSError]
+    opts: ListenerOptions,
+    writer: LineWriter,
+    stop: asyncio.Event,
+    output_error: list[OSError],
+    sink: NatsSink | None = None,
 ) -> EventListener:
-    """The listener with its consumer: the counters alone (quiet), else the line batch."""
+    """The listener with its consumer: the NATS sink (``--nats``; nothing per event on
+    ``out``), the counters alone (quiet), else the line batch."""
+    address = (opts.host, opts.port)
+    if sink is not None:
+        return EventListener(address, opts.ae_title, opts.settings, consumer=sink, with_json=True)
     if opts.output == "quiet":
         return EventListener((opts.host, opts.port), opts.ae_title, opts.settings, callback=_ignore)
     render = JsonLineRenderer() if opts.output == "json" else format_event_line
@@ -495,6 +531,7 @@ def listen_options(
         stats_interval=args.stats_interval,
         after_start=after_start if then is not None else None,
         before_stop=before_stop if then is not None else None,
+        nats=nats_target(args),
     )
 
 

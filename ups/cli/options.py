@@ -382,6 +382,30 @@ def _listener_additions(add: _AddFn) -> None:
         help=f"-L/scp: accept any called AE title (others are rejected 1/1/7) {ADDED}",
     )
     add("--verbose", action="store_true", help=f"-L/scp: log what happens on stderr {ADDED}")
+    add(
+        "--nats",
+        metavar="<url>",
+        help=f"-L: publish the events to NATS JetStream (nats://host:4222), not stdout; "
+        f"each is answered once JetStream acknowledged it, 0213 while it cannot {ADDED}",
+    )
+    add("--subject", metavar="<s>", help=f"-L --nats: base subject (ups.events) {ADDED}")
+    add(
+        "--nats-stream",
+        metavar="<name>",
+        help=f"-L --nats: stream created if no stream takes <subject>.> (UPS_EVENTS) {ADDED}",
+    )
+    add(
+        "--nats-timeout",
+        metavar="<s>",
+        type=float,
+        help=f"-L --nats: seconds to wait for JetStream's acknowledgements (2) {ADDED}",
+    )
+    add(
+        "--nats-dedupe",
+        metavar="<s>",
+        type=float,
+        help=f"-L --nats: duplicate window of a stream it creates (120) {ADDED}",
+    )
 
 
 def _scp_and_bench_additions(add: _AddFn) -> None:

@@ -41,7 +41,8 @@ class ListenerStats:
     events: int = 0
     """Events taken by the consumer (and answered Success unless it said otherwise)."""
     failed: int = 0
-    """Events the callback raised on (answered Processing failure)."""
+    """Events the consumer raised on: answered Processing failure, or the status of its
+    ServiceError (0213 while a sink's broker is away)."""
     refused: int = 0
     """Requests refused before delivery: unknown event type or SOP class, shutting down."""
     dropped: int = 0
@@ -166,6 +167,12 @@ class EventQueue:
         if dropped:
             self.stats.dropped += 1
         self._inflight -= 1
+        if not self._inflight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    def _landed(self, count: int) -> None:
+        """``count`` events in flight outside the FIFO (a batch commit) were answered."""
+        self._inflight -= count
         if not self._inflight and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
 

@@ -136,9 +136,19 @@ class EventBatchConsumer(Protocol):
 
     The daemon renders each event in ``add`` and writes the read's lines with one write
     in ``commit``; the events are answered Success only after ``commit`` returned. An
-    exception from either answers the events concerned with Processing Failure.
+    exception from either answers the events concerned with Processing Failure, or with
+    the status of a :class:`~ups.services.errors.ServiceError` (a sink whose broker is
+    away raises one with 0x0213 Resource limitation: try again later).
+
+    ``commit`` may also return an awaitable (a sink that waits for a broker's
+    acknowledgements): the read's events are then answered when it completes, while the
+    association goes on reading the next batch. The listener holds at most ``buffer``
+    events in unfinished commits and stops reading from senders beyond that
+    (:class:`~ups.services.settings.ListenerSettings`). A consumer with a true
+    ``wants_json_model`` attribute gets each event's :attr:`UPSEvent.dataset_json` made
+    by the scanner pass that checks the data set.
     """
 
     def add(self, event: UPSEvent) -> None: ...
 
-    def commit(self) -> None: ...
+    def commit(self) -> Awaitable[None] | None: ...

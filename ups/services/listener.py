@@ -8,7 +8,10 @@ Two library shapes over one acceptor:
 
 Both take the listener's address (``aet[@host]:port``, :mod:`ups.services.address`)
 and one :class:`~ups.services.settings.ListenerSettings`, which also says what is
-negotiated.
+negotiated. ``serve_events`` also takes a batch consumer instead of a function (the
+``dcmups -L`` output, a sink such as :class:`ups.services.sinks.NatsSink`): it gets a
+read's events at once, and its ``commit`` may be asynchronous (answered when it
+completes, at most ``buffer`` events in unfinished commits).
 
 The delivery guarantee, which shapes everything here: an N-EVENT-REPORT-RSP with
 Success leaves only after the consumer has taken the event — when the iterator's
@@ -45,6 +48,7 @@ from ups.net.association import DEFERRED, Association, HandlerResult, RequestCon
 from ups.net.server import Server, serve
 from ups.pdu.fastinit import fast_new
 from ups.services.address import ListenAddress, resolve_listen
+from ups.services.errors import ServiceError
 from ups.services.eventqueue import (
     NO_SUCH_EVENT_TYPE,
     NO_SUCH_SOP_CLASS,
@@ -134,6 +138,7 @@ class EventListener(EventQueue):
         self._scan_limits = settings.scan_limits
         self._with_json = with_json
         self._batch_pending: list[tuple[NEventReportRQ, RequestContext]] = []
+        self._committing = 0
 
     # -------------------------------------------------------------- lifecycle
 
@@ -352,14 +357,70 @@ class EventListener(EventQueue):
         pending, self._batch_pending = self._batch_pending, []
         assert self._batch is not None
         try:
-            self._batch.commit()
+            result = self._batch.commit()
         except Exception as exc:
-            for request, ctx in pending:
-                ctx.respond(self._consumer_failed(request, exc))
+            self._batch_failed(pending, exc)
             return
+        if result is None:
+            self._batch_taken(pending)
+        else:
+            self._commit_later(result, pending)
+
+    def _batch_taken(self, pending: list[tuple[NEventReportRQ, RequestContext]]) -> None:
         self.stats.events += len(pending)
         for request, ctx in pending:
             ctx.respond(event_response(request, SUCCESS))
+
+    def _batch_failed(
+        self, pending: list[tuple[NEventReportRQ, RequestContext]], exc: BaseException
+    ) -> None:
+        if isinstance(exc, ServiceError):
+            # The consumer names the status (a sink whose broker is away: 0213, try
+            # again) and logs the cause itself, once per outage rather than per event.
+            self.stats.failed += len(pending)
+            for request, ctx in pending:
+                ctx.respond(event_response(request, exc.status, exc.comment))
+            return
+        if not isinstance(exc, Exception):
+            exc = RuntimeError(f"commit ended: {exc!r}")
+        for request, ctx in pending:
+            ctx.respond(self._consumer_failed(request, exc))
+
+    def _commit_later(
+        self, result: Awaitable[None], pending: list[tuple[NEventReportRQ, RequestContext]]
+    ) -> None:
+        """An asynchronous commit: answer the batch when it completes, keep reading meanwhile.
+
+        At most ``buffer`` events wait in unfinished commits: the association that goes
+        beyond is no longer read until they drain to half (its sender's window and TCP
+        hold the rest), so nothing grows with the sender's rate.
+        """
+        future = asyncio.ensure_future(result)
+        count = len(pending)
+        self._committing += count
+        self._inflight += count  # a graceful stop waits for them
+        if self._committing >= self._buffer:
+            association = pending[0][1].association  # a read's events share one
+            if association not in self._paused:
+                association.pause_receiving()
+                self._paused.add(association)
+        future.add_done_callback(lambda done: self._committed(done, pending))
+
+    def _committed(
+        self, future: asyncio.Future[None], pending: list[tuple[NEventReportRQ, RequestContext]]
+    ) -> None:
+        if future.cancelled():
+            self._batch_failed(pending, RuntimeError("commit cancelled"))
+        elif (exc := future.exception()) is not None:
+            self._batch_failed(pending, exc)
+        else:
+            self._batch_taken(pending)
+        self._committing -= len(pending)
+        self._landed(len(pending))
+        if self._paused and self._committing <= self._low_water and not self._stopping:
+            for association in self._paused:
+                association.resume_receiving()
+            self._paused.clear()
 
     def _call_now(
         self, callback: Callable[[UPSEvent], object], event: UPSEvent, request: NEventReportRQ
@@ -445,7 +506,7 @@ def listen(
 
 
 def serve_events(
-    callback: EventCallback,
+    callback: EventCallback | EventBatchConsumer,
     address: ListenAddress,
     ae_title: str | None = None,
     settings: ListenerSettings | None = None,
@@ -459,5 +520,23 @@ def serve_events(
     tasks fed by the bounded FIFO (in arrival order when ``concurrency`` is 1). The
     return value is the status to answer with (None = Success); an exception is
     answered with Processing failure.
+
+    ``callback`` may instead be a batch consumer (:class:`EventBatchConsumer`, such as
+    :class:`ups.services.sinks.NatsSink`): it gets a read's events with ``add`` and one
+    ``commit``, and they are answered when the commit has completed.
     """
-    return EventListener(address, ae_title, settings, callback=callback, concurrency=concurrency)
+    if _is_batch_consumer(callback):
+        consumer = cast(EventBatchConsumer, callback)
+        wants_json = bool(getattr(consumer, "wants_json_model", False))
+        return EventListener(address, ae_title, settings, consumer=consumer, with_json=wants_json)
+    return EventListener(
+        address,
+        ae_title,
+        settings,
+        callback=cast(EventCallback, callback),
+        concurrency=concurrency,
+    )
+
+
+def _is_batch_consumer(target: object) -> bool:
+    return callable(getattr(target, "add", None)) and callable(getattr(target, "commit", None))
