@@ -165,14 +165,23 @@ class DimseProvider(ProviderLifecycle):
             self._after_machine(now)
 
     def writing_paused(self, now: float) -> None:
-        """The transport's write buffer is above its limit: hold our requests."""
+        """The transport's write buffer is above its limit: hold our requests, and start
+        the send deadline (-sendTO): if writes do not resume by then, the peer is not
+        reading and the association is aborted."""
         self._now = now
-        self._write_paused = True
+        if not self._write_paused:
+            self._write_paused = True
+            clock = self._clock
+            clock.paused_since = now
+            send_timeout = self._settings.send_timeout
+            if send_timeout is not None:
+                clock.note(now + send_timeout)
 
     def writing_resumed(self, now: float) -> None:
         """The write buffer drained: send what waited, read again."""
         self._now = now
         self._write_paused = False
+        self._clock.paused_since = None
         self._backlog = 0
         self.resume_reading("write")
         self._send_queued(now)
