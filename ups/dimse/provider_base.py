@@ -132,7 +132,8 @@ class ProviderState:
         self._send_limit = settings.max_pdata_send
         self._ours = OurWindow()
         self._performing: dict[int, Performance] = {}
-        self._held: deque[tuple[int, Request]] = deque()  # beyond the peer's window
+        # Beyond the peer's window, by Message ID, oldest first: (context ID, request).
+        self._held: dict[int, tuple[int, Request]] = {}
         self._perform_limit = 1
         self._backlog = 0  # requests received while our writes to the peer are paused
         self._write_paused = False
