@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from ups.dimse.codec import MESSAGE_ID_BEING_RESPONDED_TO, STATUS, decode_command_set
 from ups.dimse.errors import ProviderError
 from ups.dimse.fragment import encode_pdata
 from ups.dimse.messages import (
@@ -28,7 +29,6 @@ from ups.dimse.messages import (
     NSetRSP,
     Request,
     Response,
-    decode_message,
     encode_command,
 )
 from ups.dimse.provider import DimseProvider, ProviderSettings
@@ -403,8 +403,8 @@ def answers(data: bytes) -> list[tuple[int, int]]:
             control, fragment = body[at + 5], body[at + 6 : at + 4 + size]
             at += 4 + size
             if control & 0x01:
-                response = decode_message(bytes(fragment), None)
+                command = decode_command_set(bytes(fragment))
                 found.append(
-                    (response.message_id_being_responded_to, response.status)  # type: ignore[union-attr]
+                    (int(command[MESSAGE_ID_BEING_RESPONDED_TO]), int(command[STATUS]))  # type: ignore[arg-type]
                 )
     return found
