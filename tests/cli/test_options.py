@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 
 from ups.cli import main
+from ups.cli.configure import association_config
 from ups.cli.options import ADDED, build_parser
 
 # Options that only ``python -m ups.services.daemon`` / ``python -m ups.services.scp`` had.
@@ -62,6 +63,7 @@ def test_defaults() -> None:
         (["scp", "S@127.0.0.1:0", "--db", "x.db", "--retry-max", "-2"], "--retry-max"),
         (["scp", "S@127.0.0.1:0", "--db", "x.db", "--event-idle", "-1"], "--event-idle"),
         (["scp", "S@127.0.0.1:0", "--db", "x.db", "--grace", "-1"], "--grace"),
+        (["-L", "ME@127.0.0.1:0", "-sendTO", "-1"], "-sendTO"),
     ],
 )
 def test_bad_values_are_usage_errors(
@@ -70,3 +72,11 @@ def test_bad_values_are_usage_errors(
     assert main(argv, out=StringIO()) == 2
     err = capsys.readouterr().err
     assert err.startswith("dcmups: ") and fragment in err.splitlines()[0]
+
+
+@pytest.mark.parametrize(("given", "seconds"), [([], 10.0), (["500"], 0.5), (["0"], None)])
+def test_send_timeout_in_ms_zero_for_never(given: list[str], seconds: float | None) -> None:
+    """-sendTO (issue 17): milliseconds like -acceptTO/-rspTO; 0 turns the deadline off."""
+    argv = ["scp", "S@127.0.0.1:0", "--db", "x.db", *(["-sendTO", *given] if given else [])]
+    assert association_config(build_parser().parse_args(argv)).send_timeout == seconds
+    assert ADDED in _help_entry("-sendTO")

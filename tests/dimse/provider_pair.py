@@ -7,7 +7,8 @@ letting a performer answer the requests it receives) and transfers both ways unt
 nothing moves; ``advance`` moves the
 clock, firing each core's deadlines in order. No socket, no sleep.
 
-``Lone`` is one core and a byte pipe from a scripted peer, for raw and hostile bytes.
+``Lone`` is one core and a byte pipe from a scripted peer, for raw and hostile bytes
+(``wire`` encodes the peer's messages, ``answers`` decodes what the core sent back).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from ups.dimse.codec import MESSAGE_ID_BEING_RESPONDED_TO, STATUS, decode_command_set
 from ups.dimse.errors import ProviderError
+from ups.dimse.fragment import encode_pdata
 from ups.dimse.messages import (
     CEchoRQ,
     CEchoRSP,
     CFindRSP,
+    Message,
     NSetRQ,
     NSetRSP,
     Request,
     Response,
+    encode_command,
 )
 from ups.dimse.provider import DimseProvider, ProviderSettings
 from ups.dimse.provider_events import (
@@ -37,10 +42,12 @@ from ups.dimse.provider_events import (
     Rejected,
     RequestFailed,
     RequestReceived,
+    RequestRejected,
     ResetTransport,
     ResponseReceived,
     ResumeReading,
 )
+from ups.dimse.responses import response_for_field
 from ups.pdu.items import AsyncOpsWindow, PresentationContextRQ, UserInformation
 from ups.pdu.negotiation import AcceptorPolicy, SyntaxSupport
 from ups.pdu.pdus import AAssociateRQ
@@ -171,6 +178,12 @@ class Side:
             self.events.append(event)
             if isinstance(event, RequestReceived):
                 self.performer(self, event)
+            elif isinstance(event, RequestRejected):  # answered as the adapter does
+                response = response_for_field(
+                    event.command_field, event.message_id, event.status, event.comment
+                )
+                assert response is not None
+                core.respond(response, event.context_id)
             elif isinstance(event, PauseReading):
                 self.reading = False
             elif isinstance(event, ResumeReading):
@@ -366,3 +379,32 @@ class Lone:
             self.core.handle_timer(self.now)
             self.pump()
         self.now = target
+
+
+def wire(*messages: tuple[Message, int]) -> bytes:
+    """The P-DATA-TFs a peer sends for ``messages`` ((message, context ID) pairs)."""
+    return b"".join(
+        encode_pdata(cid, encode_command(message), message.dataset, 16384)
+        for message, cid in messages
+    )
+
+
+def answers(data: bytes) -> list[tuple[int, int]]:
+    """(Message ID Being Responded To, Status) of each response in ``data``, in order;
+    every command fits one PDV here."""
+    found: list[tuple[int, int]] = []
+    pos = 0
+    while pos < len(data):
+        kind, length = data[pos], int.from_bytes(data[pos + 2 : pos + 6], "big")
+        body, pos = data[pos + 6 : pos + 6 + length], pos + 6 + length
+        at = 0
+        while kind == 0x04 and at < len(body):
+            size = int.from_bytes(body[at : at + 4], "big")
+            control, fragment = body[at + 5], body[at + 6 : at + 4 + size]
+            at += 4 + size
+            if control & 0x01:
+                command = decode_command_set(bytes(fragment))
+                found.append(
+                    (int(command[MESSAGE_ID_BEING_RESPONDED_TO]), int(command[STATUS]))  # type: ignore[arg-type]
+                )
+    return found

@@ -1,8 +1,9 @@
 """ups.dimse.provider: two cores in memory on virtual time (see ``provider_pair``).
 
-Establishment and rejection, both Asynchronous Operations Windows, Message IDs,
-responses matched by Message ID, C-FIND streams and C-CANCEL, release (and collision),
-abort. The deadlines have their own module, ``test_provider_deadlines``.
+Establishment and rejection, both Asynchronous Operations Windows, Message IDs (a
+duplicate of one outstanding is refused 0x0210), responses matched by Message ID,
+C-FIND streams and C-CANCEL, release (and collision), abort. The deadlines have their
+own module, ``test_provider_deadlines``.
 """
 
 from __future__ import annotations
@@ -11,20 +12,25 @@ import pytest
 
 from tests.dimse.provider_pair import (
     ECHO_CID,
+    IMPLICIT_LE,
     IUID,
     PUSH_CID,
     QUERY_CID,
     SETTINGS,
     UPS_PUSH,
     UPS_QUERY,
+    Lone,
     Pair,
+    Performer,
     Side,
     answer_at_once,
+    answers,
     associate_rq,
     final_statuses,
     find_rsp,
     policy,
     take_on_all,
+    wire,
 )
 from ups.dimse.errors import ProviderAborted, ProviderError, ProviderRejected
 from ups.dimse.messages import (
@@ -46,10 +52,16 @@ from ups.dimse.provider_events import (
     Rejected,
     Released,
     RequestReceived,
+    RequestRejected,
     ResponseReceived,
     ResumeReading,
 )
+from ups.dimse.status import Status
+from ups.pdu.codec import encode_pdu
+from ups.pdu.enums import ContextResult
 from ups.pdu.fsm import State
+from ups.pdu.items import AsyncOpsWindow, PresentationContextAC, UserInformation
+from ups.pdu.pdus import AAssociateAC
 
 PENDING, CANCEL = 0xFF00, 0xFE00
 
@@ -115,6 +127,100 @@ def test_message_ids_are_unique_among_outstanding_requests() -> None:
         core.send_request(nset(first), PUSH_CID, pair.now)
     for _ in range(0xFFFF - 1):
         assert core.new_message_id() != first  # wraps at 65535, skipping the one in use
+
+
+# ------------------------------------------------------------------ duplicate Message IDs
+
+DUPLICATE = int(Status.DUPLICATE_INVOCATION)
+
+
+def established(*, requestor: bool, performed: int, performer: Performer = take_on_all) -> Lone:
+    """A core of either role, established with a scripted peer that may invoke
+    ``performed`` operations at once (the peer's requests come as raw bytes)."""
+    rq = associate_rq(invoked=performed, performed=performed)
+    if not requestor:
+        lone = Lone(acceptor_policy=policy(performed=performed), performer=performer).connect()
+        lone.feed(encode_pdu(rq))
+    else:
+        lone = Lone(requestor=True, performer=performer).connect(rq)
+        contexts = tuple(
+            PresentationContextAC(pc.context_id, ContextResult.ACCEPTANCE, IMPLICIT_LE)
+            for pc in rq.presentation_contexts
+        )
+        window = AsyncOpsWindow(performed, performed)
+        info = UserInformation(16384, "1.2.3.4", async_ops_window=window)
+        lone.feed(encode_pdu(AAssociateAC("SCP", "SCU", contexts, info)))
+    assert lone.core.is_established and lone.take()
+    return lone
+
+
+def nget(message_id: int) -> NGetRQ:
+    return NGetRQ(message_id, UPS_PUSH, IUID)
+
+
+def answer(lone: Lone, message_id: int, status: int = 0) -> None:
+    performed = lone.side.performing.pop(message_id)
+    lone.core.complete(performed, NGetRSP(message_id, status, UPS_PUSH, IUID), lone.now)
+    lone.pump()
+
+
+@pytest.mark.parametrize("requestor", [False, True], ids=["acceptor", "requestor"])
+def test_a_duplicate_of_a_request_being_performed_is_refused_0210(requestor: bool) -> None:
+    """PS3.7 C.5.1: two outstanding requests under Message ID 7 (window 2): the second
+    is answered 0x0210 and never handed over; the first proceeds and gets its answer.
+    Either role performs the peer's requests (an SCU receives N-EVENT-REPORTs)."""
+    lone = established(requestor=requestor, performed=2)
+    lone.feed(wire((nget(7), PUSH_CID), (nget(7), PUSH_CID)))
+    assert [e.request.message_id for e in lone.side.of(RequestReceived)] == [7]  # type: ignore[union-attr]
+    assert not lone.side.of(RequestRejected)  # the core answers it itself
+    assert lone.core.performing == 1
+    assert answers(lone.take()) == [(7, DUPLICATE)]
+    answer(lone, 7)
+    assert answers(lone.take()) == [(7, 0)]
+    assert lone.core.is_established and lone.core.performing == 0
+
+
+def test_a_duplicate_does_not_replace_the_first_request() -> None:
+    """The first C-FIND under ID 3 stays the one a C-CANCEL-RQ reaches (the duplicate
+    used to overwrite it in the table of requests being performed)."""
+    lone = established(requestor=False, performed=2)
+    lone.feed(wire((CFindRQ(3, UPS_QUERY), QUERY_CID), (CFindRQ(3, UPS_QUERY), QUERY_CID)))
+    first = lone.side.performing[3]
+    assert answers(lone.take()) == [(3, DUPLICATE)]
+    lone.feed(wire((CCancelRQ(3), QUERY_CID)))
+    assert first.cancelled
+    assert not lone.core.answer(first, find_rsp(3, PENDING))  # the Cancel status instead
+    lone.core.finish(first, lone.now)
+    lone.pump()
+    assert answers(lone.take()) == [(3, CANCEL)]
+
+
+def test_a_duplicate_of_a_held_request_is_refused_0210() -> None:
+    """Beyond the window (granted 1): 1 is performed, 2 held; a second 2 (held) and a
+    second 1 (performing) are refused at once, and the held 2 still starts in turn."""
+    lone = established(requestor=False, performed=1)
+    lone.feed(wire(*((nget(message_id), PUSH_CID) for message_id in (1, 2, 2, 1))))
+    assert lone.core.performing == 1 and lone.core.held == 1
+    assert answers(lone.take()) == [(2, DUPLICATE), (1, DUPLICATE)]
+    answer(lone, 1)
+    assert lone.core.performing == 1 and lone.core.held == 0
+    answer(lone, 2)
+    assert answers(lone.take()) == [(1, 0), (2, 0)]
+    assert [e.request.message_id for e in lone.side.of(RequestReceived)] == [1, 2]  # type: ignore[union-attr]
+
+
+def test_a_message_id_may_be_used_again_once_answered() -> None:
+    """Message IDs are unique among outstanding requests only (PS3.7 §9.1.1.1): answered
+    at once, or answered before the next one arrives, the ID is free again."""
+    lone = established(requestor=False, performed=2, performer=answer_at_once)
+    lone.feed(wire((CEchoRQ(5), ECHO_CID), (CEchoRQ(5), ECHO_CID)))
+    assert answers(lone.take()) == [(5, 0), (5, 0)]
+    lone.feed(wire((nget(7), PUSH_CID)))
+    answer(lone, 7)
+    lone.feed(wire((nget(7), PUSH_CID)))
+    answer(lone, 7)
+    assert answers(lone.take()) == [(7, 0), (7, 0)]
+    assert not lone.side.of(RequestRejected)
 
 
 def test_responses_are_matched_by_message_id_in_any_order() -> None:

@@ -2,8 +2,9 @@
 
 ARTIM (PS3.8 §9.1.5), the A-ASSOCIATE-AC and A-RELEASE-RP phases, the partial-PDU
 limit, -idleTO (only when nothing is outstanding either way), the reaper (-rspTO), the
-close delay after an A-ABORT (-soclosedelay) and the linger before a transport whose
-peer never reads is reset. These are the timing assertions of the loopback tests in
+send deadline (-sendTO: writes paused that long abort, then reset), the close delay
+after an A-ABORT (-soclosedelay) and the linger before a transport whose peer never
+reads is reset. These are the timing assertions of the loopback tests in
 ``tests/net/test_hostile.py``, ``tests/net/test_association.py`` and
 ``tests/reliability/test_slow_peers.py``, asserted here as deadlines instead of as
 wall-clock windows; the loopback tests keep what the adapter adds (the real timer and
@@ -21,17 +22,21 @@ from tests.dimse.provider_pair import (
     ECHO_CID,
     IUID,
     PUSH_CID,
+    QUERY_CID,
     SETTINGS,
     UPS_PUSH,
+    UPS_QUERY,
     Lone,
     Pair,
     associate_rq,
+    find_rsp,
     policy,
     take_on_all,
 )
-from ups.dimse.errors import ProviderAborted, ProviderTimeout
+from ups.dimse.errors import ProviderAborted, ProviderSendTimeout, ProviderTimeout
 from ups.dimse.messages import (
     CEchoRQ,
+    CFindRQ,
     NEventReportRQ,
     NSetRQ,
     NSetRSP,
@@ -39,7 +44,13 @@ from ups.dimse.messages import (
 )
 from ups.dimse.provider import ProviderSettings
 from ups.dimse.provider_deadlines import LINGER
-from ups.dimse.provider_events import Closed, CloseTransport, RequestFailed, ResetTransport
+from ups.dimse.provider_events import (
+    Aborted,
+    Closed,
+    CloseTransport,
+    RequestFailed,
+    ResetTransport,
+)
 from ups.pdu.codec import encode_pdu
 from ups.pdu.enums import ContextResult
 from ups.pdu.fsm import State
@@ -393,3 +404,119 @@ def test_peer_that_stops_reading_is_cut_off_then_reset() -> None:
     assert lone.reset_asked == pytest.approx(TIMER + SLOW.so_close_delay + LINGER)
     assert lone.side.closed
     assert lone.side.of(Closed)
+
+
+# ------------------------------------------------------------------ the send deadline
+
+SEND = 0.5
+"""-sendTO in these tests (the loopback tests in tests/net use the same)."""
+STALLS = replace(SLOW, idle_timeout=None, send_timeout=SEND)
+
+
+def test_writes_paused_for_send_timeout_abort_then_reset_after_the_close_delay() -> None:
+    """The peer reads nothing: -sendTO after the pause the association aborts (the
+    A-ABORT is tried), and -soclosedelay later the transport is reset, not closed and
+    left to linger: the peer has shown it will not read what is queued."""
+    lone = associated(STALLS, closes=False)
+    lone.advance(0.2)
+    lone.core.writing_paused(lone.now)
+    lone.core.handle_timer(lone.now)  # nothing due: the next deadline is now exact
+    assert lone.core.next_deadline() == pytest.approx(0.2 + SEND)
+    lone.advance(SEND - 0.01)
+    assert lone.side.failure is None
+    lone.advance(0.01)
+    cause = lone.side.failure
+    assert isinstance(cause, ProviderSendTimeout) and isinstance(cause, ProviderTimeout)
+    assert str(cause) == "writes blocked for 0.5 s: the peer is not reading (-sendTO)"
+    assert lone.take() == ABORT_0_0  # tried: it goes behind what is queued
+    assert lone.reset_asked is None
+    lone.advance(STALLS.so_close_delay)
+    assert lone.reset_asked == pytest.approx(0.2 + SEND + STALLS.so_close_delay)
+    assert not lone.side.of(CloseTransport)  # no linger: reset at once
+    assert lone.side.closed and lone.core.next_deadline() is None
+
+
+def test_the_send_deadline_runs_from_the_latest_pause() -> None:
+    """Writes that resume stop it; a later pause starts it afresh (a slow reader that
+    keeps reading is not cut off)."""
+    lone = associated(STALLS, closes=False)
+    for _ in range(4):
+        lone.core.writing_paused(lone.now)
+        lone.advance(SEND - 0.01)
+        lone.core.writing_resumed(lone.now)
+        lone.advance(0.2)
+    assert lone.core.is_established and lone.now > 2 * SEND
+    paused = lone.now
+    lone.core.writing_paused(paused)
+    lone.core.writing_paused(paused + 0.3)  # still paused: the deadline stays
+    lone.advance(SEND)
+    assert isinstance(lone.side.failure, ProviderSendTimeout)
+    assert len(lone.side.of(Aborted)) == 1
+    assert lone.now == pytest.approx(paused + SEND)
+
+
+def test_resumed_writes_leave_no_deadline_behind() -> None:
+    lone = associated(STALLS)
+    lone.core.writing_paused(lone.now)
+    lone.advance(0.1)
+    lone.core.writing_resumed(lone.now)
+    lone.advance(SEND)  # the timer fires at the stale deadline and finds nothing due
+    assert lone.core.is_established
+    assert lone.core.next_deadline() is None
+
+
+def test_no_send_deadline_when_it_is_off() -> None:
+    """-sendTO 0: writes may stay paused for ever (the other deadlines still apply)."""
+    lone = associated(replace(STALLS, send_timeout=None), closes=False)
+    lone.core.writing_paused(lone.now)
+    lone.core.handle_timer(lone.now)
+    assert lone.core.next_deadline() is None
+    lone.advance(3600.0)
+    assert lone.core.is_established
+
+
+def test_a_stalled_find_reader_is_cut_by_the_send_deadline_not_kept_busy() -> None:
+    """Issue 17: a C-FIND whose reader stops reading. -idleTO never fires (a request is
+    being performed), -sendTO does: the SCP aborts exactly -sendTO after its writes
+    paused, the stream ends (``answer`` says stop), and the reset reaches the reader."""
+    scp = replace(SETTINGS, idle_timeout=3.0, send_timeout=10.0)
+    pair = Pair(acceptor=scp, performer=take_on_all).open()
+    pair.send(CFindRQ(1, UPS_QUERY), QUERY_CID, stream=True)
+    (performed,) = pair.acc.performing.values()
+    pair.req.reading = False  # the reader stops reading
+    for _ in range(3):
+        assert pair.acc.core.answer(performed, find_rsp(1, 0xFF00))
+    pair.settle()
+    paused = pair.now
+    pair.acc.core.writing_paused(paused)  # its transport fills up
+    pair.advance(9.99)
+    assert pair.acc.core.is_established  # busy, so -idleTO (3 s) waits
+    pair.advance(0.01)
+    assert isinstance(pair.acc.failure, ProviderSendTimeout)
+    assert not pair.acc.core.answer(performed, find_rsp(1, 0xFF00))  # producing stops
+    pair.advance(scp.so_close_delay)
+    assert pair.acc.resets == 1 and pair.acc.closed and pair.req.closed
+    (failed,) = pair.req.of(RequestFailed)
+    assert failed.message_id == 1
+    assert pair.acc.core.next_deadline() is None and pair.req.core.next_deadline() is None
+
+
+def test_send_deadline_on_the_requestor_side() -> None:
+    """A subscriber that stops reading our N-EVENT-REPORTs: our requests queue behind
+    the paused writes, and -sendTO later every waiter fails with the send timeout."""
+    lone = Lone(STALLS, requestor=True, closes=False).connect()
+    _accept(lone)
+    lone.core.send_request(NEventReportRQ(1, UPS_PUSH, IUID, 1), PUSH_CID, lone.now)
+    lone.core.writing_paused(lone.now)
+    lone.core.send_request(NEventReportRQ(2, UPS_PUSH, IUID, 1), PUSH_CID, lone.now)
+    lone.pump()
+    assert lone.core.outstanding == 1 and lone.core.queued == 1
+    start = lone.now
+    lone.advance(SEND)
+    failures = {e.message_id: e.cause for e in lone.side.of(RequestFailed)}
+    assert set(failures) == {1, 2}
+    assert all(isinstance(c, ProviderSendTimeout) for c in failures.values())
+    assert lone.take().endswith(ABORT_0_0)
+    lone.advance(STALLS.so_close_delay)
+    assert lone.reset_asked == pytest.approx(start + SEND + STALLS.so_close_delay)
+    assert lone.side.closed

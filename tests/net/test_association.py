@@ -2,7 +2,8 @@
 
 The adapter over real sockets: DIMSE-N and C-FIND round trips (fragmented), handler
 outcomes, ``find`` and C-CANCEL, the reaper's one error for every caller, release,
-abort, disconnects, flow control towards a peer that stops reading, and TLS. The
+abort, disconnects, flow control towards a peer that stops reading (and -sendTO for
+one that never reads again), and TLS. The
 protocol logic under it (windows, release collisions and waits, every deadline) is
 tested on virtual time in ``tests/dimse/test_provider*.py``. The ``net`` fixture
 asserts after each test that no task, socket or timer is left behind.
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+import logging
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, cast
 
 import pytest
@@ -406,6 +409,59 @@ async def test_senders_block_on_a_peer_that_stops_reading(net: Net) -> None:
         # The A-ABORT sits behind data the peer never reads: the close must not wait
         # for a drain that never comes (the transport is reset after a linger).
         await asyncio.wait_for(assoc.wait_closed(), 5)
+
+
+async def test_send_timeout_ends_an_association_whose_peer_stops_reading(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    """-sendTO on the requestor side: a peer that stops reading our requests. Our writes
+    stay blocked; the deadline aborts, every waiter gets the one send-timeout error, one
+    log line names the peer and the bytes left queued, and the peer's end is reset. (The
+    exact deadline is asserted on virtual time in test_provider_deadlines.)"""
+    from tests.net.test_hostile import RawAcceptor
+
+    async with RawAcceptor(window=(0, 0), rcvbuf=4096) as raw:
+        config = make_config(
+            max_ops_invoked=0,
+            write_buffer_limit=64 * 1024,
+            so_sndbuf=8192,
+            response_timeout=30.0,
+            send_timeout=0.3,
+        )
+        assoc = await net.connect(raw.port, config=config)
+        raw.stop_reading()
+        cid = assoc.context_for(UPS_PUSH).context_id
+        payload = dataset(200_000)
+        with caplog.at_level(logging.WARNING, logger="ups.net"):
+            calls = [
+                asyncio.ensure_future(
+                    assoc.request(
+                        NSetRQ(assoc.new_message_id(), UPS_PUSH, IUID, dataset=payload), cid
+                    )
+                )
+                for _ in range(5)
+            ]
+            done, _ = await asyncio.wait(calls, timeout=10)
+            await asyncio.wait_for(assoc.wait_closed(), 5)
+        assert len(done) == 5
+        errors = [call.exception() for call in calls]
+        assert isinstance(errors[0], NetTimeout) and "(-sendTO)" in str(errors[0])
+        assert all(error is errors[0] for error in errors)
+        (line,) = [r.getMessage() for r in caplog.records if "-sendTO" in r.getMessage()]
+        assert f"127.0.0.1:{raw.port} stopped reading" in line and "bytes still queued" in line
+        conn = raw.conn
+        assert conn is not None
+        reset = 7  # TCP_CLOSE: the peer's end saw our RST (SO_LINGER 0)
+        await asyncio.wait_for(_until(lambda: _tcp_state(conn) == reset), 5)
+
+
+def _tcp_state(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)
 
 
 # ------------------------------------------------------------------ TLS

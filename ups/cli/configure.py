@@ -41,7 +41,7 @@ __all__ = [
 
 def association_config(args: argparse.Namespace) -> AssociationConfig:
     """The seed's ms/KB options as an AssociationConfig (seconds, bytes)."""
-    for name in ("acceptTO", "releaseTO", "rspTO", "reaper", "requestTO", "soclosedelay"):
+    for name in ("acceptTO", "releaseTO", "rspTO", "reaper", "requestTO", "sendTO", "soclosedelay"):
         if getattr(args, name) < 0:
             raise UsageError(f"-{name} must not be negative")
     for name in ("rcvpdulen", "sndpdulen"):
@@ -61,6 +61,7 @@ def association_config(args: argparse.Namespace) -> AssociationConfig:
         response_timeout=args.rspTO / 1000.0,
         reaper_period=args.reaper / 1000.0,
         idle_timeout=seconds(args.idleTO),
+        send_timeout=seconds(args.sendTO or None),
         so_close_delay=args.soclosedelay / 1000.0,
         tcp_nodelay=not args.tcpdelay,
         so_sndbuf=args.sosndbuf * 1024 if args.sosndbuf else None,

@@ -219,6 +219,14 @@ def _seed_network_options(add: _AddFn) -> None:
     )
     add("-idleTO", metavar="<ms>", type=int, help=f"abort associations idle this long {ADDED}")
     add(
+        "-sendTO",
+        metavar="<ms>",
+        type=int,
+        default=10000,
+        help="abort an association whose peer reads none of our PDUs for this long, in ms, "
+        f"10s by default, 0 for never {ADDED}",
+    )
+    add(
         "-soclosedelay",
         metavar="<ms>",
         type=int,

@@ -128,4 +128,10 @@ class ProviderRejected(ProviderError):
 
 class ProviderTimeout(ProviderError):
     """A deadline of the core ran out: A-ASSOCIATE-AC, A-RELEASE-RP, a partial PDU,
-    -idleTO or -rspTO (the reaper)."""
+    -idleTO, -rspTO (the reaper) or -sendTO."""
+
+
+class ProviderSendTimeout(ProviderTimeout):
+    """-sendTO: our writes stayed paused (the transport above its high-water mark, the
+    peer reading nothing) longer than the send deadline. The adapter, which knows how
+    many bytes are still queued, logs the one line that names them."""

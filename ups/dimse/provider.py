@@ -16,9 +16,11 @@ events, bytes and deadlines out, time always an argument.
 It owns our Message IDs and the requests we sent (``provider_window``), matched to
 their responses by Message ID Being Responded To; both Asynchronous Operations Windows
 (PS3.7 D.3.3.3): ours queues requests beyond it, and requests from a peer beyond the
-window it granted are held, with reading paused, until a place frees; C-FIND response
-streams and C-CANCEL (PS3.7 §9.3.2.3); the reaper (-rspTO: the overdue request fails
-and the association aborts, every waiter with the same cause, as in dcm4che); and every
+window it granted are held, with reading paused, until a place frees; a request under
+a Message ID the peer still has outstanding at us is refused 0x0210 (PS3.7 C.5.1), and
+a response to a Message ID we have not outstanding aborts; C-FIND response streams and
+C-CANCEL (PS3.7 §9.3.2.3); the reaper (-rspTO: the overdue request fails and the
+association aborts, every waiter with the same cause, as in dcm4che); and every
 deadline (``provider_deadlines``).
 
 The window check for a request happens when ``next_event`` hands it over, after the
@@ -60,6 +62,7 @@ from ups.dimse.provider_events import (
 )
 from ups.dimse.provider_lifecycle import ProviderLifecycle
 from ups.dimse.provider_window import Outgoing
+from ups.dimse.responses import failure_response
 from ups.dimse.status import Status
 from ups.pdu.enums import AbortReason
 from ups.pdu.events import DataIndication
@@ -68,6 +71,7 @@ log = logging.getLogger("ups.net")  # the name users filter the association log 
 
 _PENDING = frozenset({int(Status.PENDING), int(Status.PENDING_WARNING)})
 _CANCEL = int(Status.CANCEL)
+_DUPLICATE = int(Status.DUPLICATE_INVOCATION)
 _UNLIMITED_BACKLOG = 256
 """Requests answered into a stalled write buffer before reading stops (window 0)."""
 
@@ -97,8 +101,9 @@ class DimseProvider(ProviderLifecycle):
             if ready:
                 return ready.popleft()
             if self._held and self._may_start_held():
-                context_id, request = self._held.popleft()
-                if not self._held:
+                held = self._held
+                context_id, request = held.pop(next(iter(held)))
+                if not held:
                     self.resume_reading("window")
                 found = self._start_request(context_id, request)
             elif self._messages:
@@ -130,6 +135,7 @@ class DimseProvider(ProviderLifecycle):
                     and not self._held
                     and not self._write_paused
                     and (not self._perform_limit or len(self._performing) < self._perform_limit)
+                    and message.message_id not in self._performing  # type: ignore[union-attr]
                 ):
                     return new_request_received(context_id, message)
                 found = self._on_message(context_id, message)
@@ -165,14 +171,23 @@ class DimseProvider(ProviderLifecycle):
             self._after_machine(now)
 
     def writing_paused(self, now: float) -> None:
-        """The transport's write buffer is above its limit: hold our requests."""
+        """The transport's write buffer is above its limit: hold our requests, and start
+        the send deadline (-sendTO): if writes do not resume by then, the peer is not
+        reading and the association is aborted."""
         self._now = now
-        self._write_paused = True
+        if not self._write_paused:
+            self._write_paused = True
+            clock = self._clock
+            clock.paused_since = now
+            send_timeout = self._settings.send_timeout
+            if send_timeout is not None:
+                clock.note(now + send_timeout)
 
     def writing_resumed(self, now: float) -> None:
         """The write buffer drained: send what waited, read again."""
         self._now = now
         self._write_paused = False
+        self._clock.paused_since = None
         self._backlog = 0
         self.resume_reading("write")
         self._send_queued(now)
@@ -247,8 +262,9 @@ class DimseProvider(ProviderLifecycle):
         ours = self._ours
         outgoing = ours.pending.get(message_id)
         if outgoing is None:
-            # PS3.7 gives no answer to a response nobody asked for: abort, as dcm4che
-            # does (and as issue 17 keeps it).
+            # A response for a Message ID nobody sent (or already answered): PS3.7 has
+            # no answer for it, so the association aborts (A-ABORT 2/5), as dcm4che's
+            # Association.onDimseRSP does. Issue 17 keeps it so, on purpose.
             log.warning(
                 "%s answered unknown message ID %d; aborting", self.remote_ae_title, message_id
             )
@@ -338,14 +354,32 @@ class DimseProvider(ProviderLifecycle):
             if target is not None:
                 target.cancelled = True
             return None
+        message_id: int = request.message_id  # type: ignore[union-attr]
+        if message_id in self._performing or message_id in self._held:
+            self._duplicate(context_id, request, message_id)
+            return None
         limit = self._perform_limit
         if self._held or (limit and len(self._performing) >= limit):
             # The peer went beyond its window (PS3.7 D.3.3.3): hold this request and read
             # no more until one in progress finishes, so work and answers stay bounded.
-            self._held.append((context_id, request))
+            self._held[message_id] = (context_id, request)
             self.pause_reading("window")
             return None
         return self._start_request(context_id, request)
+
+    def _duplicate(self, context_id: int, request: Request, message_id: int) -> None:
+        """A request under a Message ID the peer still has outstanding at us (performing,
+        deferred or held): answered 0x0210 Duplicate Invocation (PS3.7 C.5.1) and not
+        performed; the first one proceeds. Message IDs need only be unique among the
+        requests one side has outstanding (PS3.7 §9.1.1.1), so once the first is answered
+        the ID may be used again."""
+        log.warning(
+            "%s sent message ID %d while it is outstanding: answered 0210",
+            self.remote_ae_title,
+            message_id,
+        )
+        comment = f"message ID {message_id} is already outstanding"
+        self.respond(failure_response(request, _DUPLICATE, comment), context_id)
 
     def _start_request(self, context_id: int, request: Request) -> ProviderEvent:
         limit = self._perform_limit

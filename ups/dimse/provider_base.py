@@ -23,6 +23,7 @@ from ups.dimse.provider_deadlines import LINGER, Deadlines
 from ups.dimse.provider_events import (
     CLOSE_TRANSPORT,
     PAUSE_READING,
+    RESET_TRANSPORT,
     RESUME_READING,
     Aborted,
     Closed,
@@ -52,6 +53,7 @@ class ProviderSettings:
     response_timeout: float = 10.0
     reaper_period: float = 10.0
     idle_timeout: float | None = None
+    send_timeout: float | None = 10.0
     pdu_timeout: float = 30.0
     so_close_delay: float = 0.05
     max_pdata_receive: int = 16 * 1024
@@ -130,7 +132,8 @@ class ProviderState:
         self._send_limit = settings.max_pdata_send
         self._ours = OurWindow()
         self._performing: dict[int, Performance] = {}
-        self._held: deque[tuple[int, Request]] = deque()  # beyond the peer's window
+        # Beyond the peer's window, by Message ID, oldest first: (context ID, request).
+        self._held: dict[int, tuple[int, Request]] = {}
         self._perform_limit = 1
         self._backlog = 0  # requests received while our writes to the peer are paused
         self._write_paused = False
@@ -306,13 +309,17 @@ class ProviderState:
 
     def _close_transport(self, now: float) -> None:
         """Close, flushing what is buffered; a peer that will not read it is reset
-        ``LINGER`` later (the adapter's close waits for a drain that never comes)."""
+        ``LINGER`` later (the adapter's close waits for a drain that never comes), or at
+        once after -sendTO ran out: that peer has shown it does not read."""
         if self._close_sent or self._lost or not self._connected:
             return
         self._close_sent = True
-        self._ready.append(CLOSE_TRANSPORT)
         clock = self._clock
         clock.close_at = None
+        if clock.reset_on_close:
+            self._ready.append(RESET_TRANSPORT)
+            return
+        self._ready.append(CLOSE_TRANSPORT)
         clock.kill_at = now + LINGER
         clock.note(clock.kill_at)
 

@@ -8,6 +8,9 @@ The Upper Layer machine owns ARTIM (PS3.8 §9.1.5). The DIMSE provider adds:
 * idle (-idleTO): no bytes from the peer for that long, checked only when nothing is
   outstanding either way (a busy association is looked at again one period later);
 * the reaper (-reaper, -rspTO): every period while requests are outstanding;
+* the send deadline (-sendTO): our writes paused (``writing_paused``) and not resumed
+  for that long; the abort that follows resets the transport after the close delay
+  instead of lingering for a drain that will not come;
 * the close delay after an A-ABORT (-soclosedelay), and the linger after which a closing
   transport whose peer never reads is reset.
 
@@ -33,6 +36,8 @@ class Deadlines:
         "last_activity",
         "idle_after",
         "reaper_due",
+        "paused_since",
+        "reset_on_close",
         "close_at",
         "kill_at",
         "soonest",
@@ -45,6 +50,8 @@ class Deadlines:
         self.last_activity = 0.0
         self.idle_after: float | None = None  # busy at expiry: look again then
         self.reaper_due: float | None = None
+        self.paused_since: float | None = None  # writes paused since (-sendTO)
+        self.reset_on_close = False  # the peer stopped reading: reset, do not linger
         self.close_at: float | None = None
         self.kill_at: float | None = None
         self.soonest: float | None = None
@@ -72,10 +79,12 @@ class Deadlines:
         aborting: bool,
         idle: float | None,
         pdu_timeout: float,
+        send_timeout: float | None,
     ) -> float | None:
         """The exact soonest deadline (``machine`` is ARTIM). While aborting only the
         close, linger and ARTIM deadlines still matter; ``idle`` is None until the
-        association is established or when -idleTO is off."""
+        association is established or when -idleTO is off; ``send_timeout`` None when
+        -sendTO is off."""
         found = [d for d in (machine, self.close_at, self.kill_at) if d is not None]
         if not aborting:
             if self.phase is not None:
@@ -86,5 +95,7 @@ class Deadlines:
                 found.append(self.idle_due(idle))
             if self.reaper_due is not None:
                 found.append(self.reaper_due)
+            if self.paused_since is not None and send_timeout is not None:
+                found.append(self.paused_since + send_timeout)
         self.soonest = min(found) if found else None
         return self.soonest

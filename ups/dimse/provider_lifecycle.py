@@ -6,8 +6,8 @@ connected and lost, the A-ASSOCIATE exchange and the acceptor's negotiation
 (``pdu.negotiation``), A-RELEASE in both directions and colliding (it waits for what we
 perform to be answered first, as no P-DATA may follow our A-RELEASE-RQ), A-ABORT either
 way, and ``handle_timer``: ARTIM (the machine's), the A-ASSOCIATE-AC and A-RELEASE-RP
-phases, the partial-PDU limit, -idleTO, the reaper (-rspTO) and the close delay and
-linger after an abort (``provider_deadlines``).
+phases, the partial-PDU limit, -idleTO, the reaper (-rspTO), the send deadline
+(-sendTO) and the close delay and linger after an abort (``provider_deadlines``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ups.dimse.errors import ProviderAborted, ProviderError, ProviderRejected, ProviderTimeout
+from ups.dimse.errors import (
+    ProviderAborted,
+    ProviderError,
+    ProviderRejected,
+    ProviderSendTimeout,
+    ProviderTimeout,
+)
 from ups.dimse.fragment import MIN_PDATA_LENGTH, Reassembler
 from ups.dimse.provider_base import STA6, STA8, STA13, ProviderState
 from ups.dimse.provider_events import RELEASED, RESET_TRANSPORT, Established
@@ -85,6 +91,7 @@ class ProviderLifecycle(ProviderState):
             aborting=machine.state is STA13 or machine.close_transport,
             idle=idle,
             pdu_timeout=settings.pdu_timeout,
+            send_timeout=settings.send_timeout,
         )
 
     def _expire(self, now: float) -> None:
@@ -112,6 +119,18 @@ class ProviderLifecycle(ProviderState):
             self.abort(
                 now, cause=ProviderTimeout("a PDU did not arrive in full within the time limit")
             )
+            return
+        send = settings.send_timeout
+        paused = clock.paused_since
+        if send is not None and paused is not None and paused + send <= now:
+            # The peer has read nothing for -sendTO: whatever is queued will not leave.
+            # The A-ABORT is tried; the close that follows resets the transport.
+            clock.paused_since = None
+            clock.reset_on_close = True
+            stalled = ProviderSendTimeout(
+                f"writes blocked for {send:g} s: the peer is not reading (-sendTO)"
+            )
+            self.abort(now, cause=stalled)
             return
         idle = settings.idle_timeout
         if idle is not None and self.negotiated is not None and clock.last_activity + idle <= now:

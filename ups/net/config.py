@@ -36,6 +36,9 @@ class AssociationConfig:
     """-reaper: how often outstanding responses are checked against -rspTO."""
     idle_timeout: float | None = None
     """-idleTO: abort an association with no traffic for this long."""
+    send_timeout: float | None = 10.0
+    """-sendTO: abort an association whose writes stay blocked (the transport above
+    ``write_buffer_limit``, the peer not reading) this long; None: never."""
     pdu_timeout: float = 30.0
     """A PDU that has started arriving must be complete within this (slow-peer guard)."""
     so_close_delay: float = 0.05
@@ -82,6 +85,7 @@ class AssociationConfig:
             response_timeout=self.response_timeout,
             reaper_period=self.reaper_period,
             idle_timeout=self.idle_timeout,
+            send_timeout=self.send_timeout,
             pdu_timeout=self.pdu_timeout,
             so_close_delay=self.so_close_delay,
             max_pdata_receive=self.max_pdata_receive,

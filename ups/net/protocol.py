@@ -11,20 +11,27 @@ and hands the rest to the subclass (``association.Association``). Writes and tim
 * after a read that leaves a PDU or a message incomplete, TCP_QUICKACK;
 * one ``loop.call_at`` per association, re-armed at the core's ``next_deadline()``
   when that is earlier, and at the exact next deadline each time it fires;
-* the transport's pause/resume of writing goes to the core, the core's pause/resume
-  of reading to the transport.
+* the transport's pause/resume of writing goes to the core (which runs -sendTO from
+  the pause), the core's pause/resume of reading to the transport; when -sendTO runs
+  out, one log line here names the peer and the bytes it left unread, and the reset
+  that follows is a real TCP RST (SO_LINGER 0), which frees the kernel's queue too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import socket
+import struct
+import termios
 from collections.abc import Callable
 from typing import Any, cast
 
+from ups.dimse.errors import ProviderSendTimeout
 from ups.dimse.provider import DimseProvider
 from ups.dimse.provider_events import (
+    Aborted,
     CloseTransport,
     PauseReading,
     ProviderEvent,
@@ -38,6 +45,7 @@ from ups.net.config import AssociationConfig
 log = logging.getLogger("ups.net")
 
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+_SIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)  # the same request on Linux
 
 
 class CoreProtocol(asyncio.Protocol):
@@ -164,6 +172,7 @@ class CoreProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         # Reading goes on: stopping it here could deadlock two peers that both write.
         self._core.writing_paused(self._loop.time())
+        self._rearm()  # the send deadline (-sendTO) may be the soonest now
 
     def resume_writing(self) -> None:
         self._core.writing_resumed(self._loop.time())
@@ -216,6 +225,8 @@ class CoreProtocol(asyncio.Protocol):
             self._close_wanted = True  # after writing what the core still holds
             return
         if not isinstance(event, PauseReading | ResumeReading | ResetTransport):
+            if isinstance(event, Aborted) and isinstance(event.cause, ProviderSendTimeout):
+                self._log_send_timeout()
             self._on_core_event(event)
             return
         transport = self._transport
@@ -226,7 +237,25 @@ class CoreProtocol(asyncio.Protocol):
         elif isinstance(event, ResumeReading):
             transport.resume_reading()
         else:
-            transport.abort()
+            _reset(transport)
+
+    def _log_send_timeout(self) -> None:
+        """-sendTO ran out: one line naming the peer and the bytes it left unread."""
+        transport = self._transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        kernel = _kernel_queued(transport) if transport is not None else 0
+        peer = self.peer
+        where = f"{peer[0]}:{peer[1]}" if peer else "the peer"
+        title = self._core.remote_ae_title
+        log.warning(
+            "%s stopped reading: writes blocked for %g s (-sendTO); aborting with %d bytes "
+            "still queued (%d in our write buffer, %d in the kernel's)",
+            f"{title} at {where}" if title else where,
+            self.config.send_timeout,
+            buffered + kernel,
+            buffered,
+            kernel,
+        )
 
     # ================================================================== writes and time
 
@@ -334,3 +363,27 @@ def _set_socket_options(transport: asyncio.BaseTransport, config: AssociationCon
     except OSError as exc:  # pragma: no cover - platform specific
         log.debug("socket option not set: %s", exc)
     return quickack
+
+
+def _kernel_queued(transport: asyncio.BaseTransport) -> int:
+    """Bytes in the socket's kernel send queue, not yet acknowledged (Linux SIOCOUTQ)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or _SIOCOUTQ is None:
+        return 0
+    try:
+        out = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):  # pragma: no cover - not Linux, or already closed
+        return 0
+    return int(struct.unpack("i", out)[0])
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Abort ``transport`` with a TCP RST: SO_LINGER 0 drops what the kernel still
+    queues for a peer that will not read it, instead of keeping an orphan socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:  # pragma: no cover - already closed
+            pass
+    transport.abort()
