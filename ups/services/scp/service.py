@@ -46,7 +46,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 import ups
-from ups.dimse.datasets import decode_dataset, encode_dataset
+from ups.dimse.datasets import encode_dataset
 from ups.dimse.errors import DimseError
 from ups.dimse.messages import (
     CFindRQ,
@@ -81,6 +81,12 @@ from ups.services.scp.upsstate import (
     Transition,
     check_change_state,
     check_request_cancel,
+)
+from ups.services.scp.validation import (
+    AFFECTED,
+    REQUESTED,
+    check_instance_uid,
+    decode_checked,
 )
 from ups.services.uids import (
     FAMILIES,
@@ -275,6 +281,7 @@ class UPSSCP:
         try:
             if isinstance(request, NCreateRQ):
                 return await self._create(request, ctx, family)
+            check_instance_uid(getattr(request, "requested_sop_instance_uid", ""), REQUESTED)
             requested = getattr(request, "requested_sop_class_uid", "")
             if requested not in family:
                 raise ServiceError(
@@ -291,13 +298,23 @@ class UPSSCP:
         except DimseError as exc:
             return failure_response(request, exc.status, str(exc))
 
-    async def _decode(self, raw: bytes | None, ctx: RequestContext) -> Dataset:
-        """Decode off the event loop: a data set within every scanner limit can still take
-        pydicom most of a second, and other associations must not wait for it."""
+    async def _decode(
+        self,
+        raw: bytes | None,
+        ctx: RequestContext,
+        status: Status = Status.INVALID_ATTRIBUTE_VALUE,
+        *,
+        query: bool = False,
+        terms: bool = True,
+    ) -> Dataset:
+        """Decode and check off the event loop: a data set within every scanner limit can
+        still take pydicom most of a second, and other associations must not wait for it.
+        An invalid value is refused with ``status`` (:mod:`ups.services.scp.validation`)."""
         if not raw:
             return Dataset()
         limits = self.options.scan_limits
-        return await self._db(decode_dataset, raw, ctx.context.transfer_syntax, limits)
+        syntax = ctx.context.transfer_syntax
+        return await self._db(decode_checked, raw, syntax, limits, status, query=query, terms=terms)
 
     # ------------------------------------------------------------------ N-CREATE / N-SET / N-GET
 
@@ -306,6 +323,8 @@ class UPSSCP:
             raise ServiceError(
                 Status.NO_SUCH_SOP_CLASS, f"{rq.affected_sop_class_uid} is not UPS Push"
             )
+        if rq.affected_sop_instance_uid:
+            check_instance_uid(rq.affected_sop_instance_uid, AFFECTED)
         ds = await self._decode(rq.dataset, ctx)
         iuid = rq.affected_sop_instance_uid or _text(ds, "SOPInstanceUID") or str(generate_uid())
         if iuid in GLOBAL_UIDS:
@@ -364,7 +383,8 @@ class UPSSCP:
             raise ServiceError(
                 Status.NO_SUCH_ACTION, f"action type {action} is not part of UPS {role}"
             )
-        ds = await self._decode(rq.dataset, ctx)
+        subscribing = action == ActionType.SUBSCRIBE  # a filtered one's keys match as in C-FIND
+        ds = await self._decode(rq.dataset, ctx, query=subscribing, terms=False)
         iuid = rq.requested_sop_instance_uid
         status = 0
         if action == ActionType.CHANGE_STATE:
@@ -469,7 +489,9 @@ class UPSSCP:
         sop_class = rq.affected_sop_class_uid
         syntax = ctx.context.transfer_syntax
         try:
-            query = await self._decode(rq.dataset, ctx)
+            query = await self._decode(
+                rq.dataset, ctx, Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, query=True
+            )
             found: list[Dataset] = await self._db(self.store.find_workitems, query)
         except (ServiceError, DimseError) as exc:
             comment = exc.comment if isinstance(exc, ServiceError) else str(exc)
