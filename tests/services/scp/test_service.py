@@ -263,19 +263,21 @@ async def test_full_workflow_with_events(scp: UPSSCP, receiver: EventReceiver) -
             events[1].info.ProcedureStepProgressInformationSequence[0].ProcedureStepProgress == 50
         )
         assert events[2].info.ProcedureStepState == "COMPLETED"
-        # the deletion lock keeps the COMPLETED UPS; unsubscribing releases it
+        # the deletion lock keeps the COMPLETED UPS; once released, the retention window
         assert (await scu.get(iuid)).dataset.ProcedureStepState == "COMPLETED"  # type: ignore[union-attr]
         await scu.unsubscribe("WATCHER", iuid)
-        with pytest.raises(UPSFailure) as info:
-            await scu.get(iuid)
-        assert info.value.status == 0xC307
+        assert (await scu.get(iuid)).dataset.ProcedureStepState == "COMPLETED"  # type: ignore[union-attr]
     # a burst of events travelled on one association
     assert receiver.associations == 1
 
 
-async def test_completed_without_lock_is_purged(scp: UPSSCP) -> None:
+async def test_without_retention_a_finished_ups_without_lock_is_purged(tmp_path: Path) -> None:
+    """``retain=0`` (``--retain 0``): the former behaviour, purged as soon as nothing holds it."""
     tuid = str(generate_uid())
-    async with await client(scp.port) as scu:
+    async with (
+        UPSSCP(scp_options(tmp_path / "ups.db", {}, retain=0)) as scp,
+        await client(scp.port) as scu,
+    ):
         iuid = (await scu.create()).iuid
         assert iuid is not None
         await scu.change_state(iuid, "IN PROGRESS", tuid)

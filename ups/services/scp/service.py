@@ -22,8 +22,10 @@ No such Action (PS3.7 Annex C).  Final and Trial UIDs are served alike.
 Acknowledged means durable: every handler runs its store call on the store's one
 worker thread and builds the response only after that call has committed, so a
 kill -9 loses nothing that was answered with success.  N-GET never returns the
-Transaction UID (CC.2.7.3).  COMPLETED and CANCELED workitems are purged as soon
-as no deletion lock holds them (CC.2.1.3).
+Transaction UID (CC.2.7.3).  COMPLETED and CANCELED workitems are kept for
+``SCPOptions.retain`` seconds and while a Deletion Lock holds them, then purged
+(:mod:`ups.services.scp.retention`), so Table CC.1.1-2's answers for a finished UPS
+(B306, C300, N-GET of the final state) hold for a performer's retry.
 
 Event reports (CC.2.4.3) are queued by the store in the same transaction as the
 change that causes them and delivered by :mod:`ups.services.scp.delivery`.  On start
@@ -74,6 +76,7 @@ from ups.services.scp.config import SCPOptions
 from ups.services.scp.delivery import EventDispatcher
 from ups.services.scp.matching import TRANSACTION_UID, select_return_keys
 from ups.services.scp.reports import EventReport, scp_status_change
+from ups.services.scp.retention import Retention
 from ups.services.scp.sqlitestore import SQLiteStore
 from ups.services.scp.store import GLOBAL_UIDS, Store
 from ups.services.scp.upsstate import (
@@ -154,6 +157,7 @@ class UPSSCP:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ups-store")
         self._server: Server | None = None
         self._dispatcher: EventDispatcher | None = None
+        self._retention: Retention | None = None
         self.finds_cancelled = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -167,6 +171,11 @@ class UPSSCP:
     def events(self) -> EventDispatcher:
         assert self._dispatcher is not None, "the SCP is not started"
         return self._dispatcher
+
+    @property
+    def retention(self) -> Retention:
+        assert self._retention is not None, "the SCP is not started"
+        return self._retention
 
     @property
     def port(self) -> int:
@@ -202,10 +211,15 @@ class UPSSCP:
 
     async def start(self) -> None:
         """Open the store, announce the restart, listen, start delivering events."""
-        if self._store is None:
-            self._store = await self._db(SQLiteStore, self.options.db)
+        try:
+            if self._store is None:
+                self._store = await self._db(SQLiteStore, self.options.db)
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            raise
         store = self._store
-        await self._db(store.purge_final)
+        self._retention = Retention(store, self._db, self.options.retain)
+        await self._retention.sweep()
         if self.options.announce_status:
             await self._announce("RESTARTED")
         handlers = {uid: self._handle for family in FAMILIES for uid in family.uids}
@@ -248,6 +262,8 @@ class UPSSCP:
                 except DicomError:
                     log.exception("announcing shutdown failed")
             await self._dispatcher.stop()
+        if self._retention is not None:
+            await self._retention.close()
         if self._store is not None and self._store_given is None:
             await self._db(self._store.close)
         self._executor.shutdown(wait=True)
@@ -396,7 +412,7 @@ class UPSSCP:
             await self._subscribe(iuid, ds)
         elif action == ActionType.UNSUBSCRIBE:
             await self._db(self.store.unsubscribe, self._receiving_ae(ds, known=False), iuid)
-            await self._db(self.store.purge_final)
+            await self.retention.sweep()  # a Deletion Lock may have gone
         else:
             if iuid not in GLOBAL_UIDS:
                 raise ServiceError(
@@ -445,7 +461,7 @@ class UPSSCP:
 
     async def _after_change(self, new_state: ProcedureStepState, queued: bool) -> None:
         if new_state in _FINAL_STATES:
-            await self._db(self.store.purge_final)
+            await self.retention.sweep()
         if queued:
             self.events.kick()
 
@@ -482,6 +498,8 @@ class UPSSCP:
         )
         if queued:
             self.events.kick()
+        if lock_text == "FALSE":
+            await self.retention.sweep()  # it may have replaced a Deletion Lock
 
     # ------------------------------------------------------------------ C-FIND
 
