@@ -74,6 +74,8 @@ class AssocRecord:
     user_identity: tuple[int, bytes, bytes, bool] | None
     pdata: list[tuple[int, int]] = field(default_factory=list)
     """Each P-DATA-TF received: (PDU length in bytes, number of PDVs)."""
+    peer_host: str = ""
+    """The requestor's IP address as the SCP's socket saw it."""
 
 
 @dataclass
@@ -233,6 +235,7 @@ class PynetdicomUPSSCP:
                 bytes(identity.secondary_field or b""),
                 bool(identity.positive_response_requested),
             ),
+            peer_host=str(rq.address),
         )
         with self.lock:
             self.associations.append(record)

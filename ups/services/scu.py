@@ -183,6 +183,9 @@ class SCUOptions:
     config: AssociationConfig = field(default_factory=AssociationConfig)
     user_identity: UserIdentityRQ | None = None
     find_priority: int = PRIORITY_MEDIUM
+    local_host: str | None = None
+    """The local address the association is opened from (the seed's ``-L aet@host``);
+    None lets the system choose."""
 
 
 def _families(family: Family) -> tuple[UPSFamily, ...]:
@@ -471,7 +474,8 @@ class Connecting:
             options.config,
             user_identity=options.user_identity,
         )
-        association = await open_association(host, port, rq, options.config)
+        local = None if options.local_host is None else (options.local_host, 0)
+        association = await open_association(host, port, rq, options.config, local_address=local)
         return UPSClient(association, options)
 
     def __await__(self) -> Generator[Any, None, UPSClient]:
