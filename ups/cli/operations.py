@@ -110,8 +110,11 @@ class Operation:
         """Associate, perform the operation, print each result, release."""
         async with connect(self.args.remote, self.options) as scu:
             if self.args.operation == "find":
-                async for match in scu.find(self.find_query):
+                matches = scu.find(self.find_query)
+                async for match in matches:
                     printer.result(match)
+                if matches.final is not None:
+                    printer.result(matches.final)
             else:
                 printer.result(await self._call(scu))
         return Exit.OK

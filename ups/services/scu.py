@@ -61,6 +61,7 @@ from ups.services.uids import (
 
 __all__ = [
     "Connecting",
+    "Matches",
     "SCUOptions",
     "UPSClient",
     "UPSFailure",
@@ -213,6 +214,36 @@ def proposed_contexts(options: SCUOptions) -> list[tuple[str, Sequence[str]]]:
     return contexts
 
 
+class Matches:
+    """What :meth:`UPSClient.find` returns: an async iterator over the matches alone.
+
+    ``final`` is the final response (Success) once the iteration is over, None before.
+    """
+
+    __slots__ = ("_responses", "final")
+
+    def __init__(self, responses: AsyncIterator[UPSResult]) -> None:
+        self._responses = responses
+        self.final: UPSResult | None = None
+
+    def __aiter__(self) -> Matches:
+        return self
+
+    async def __anext__(self) -> UPSResult:
+        result = await anext(self._responses)
+        if status_info(result.status).is_pending:
+            return result
+        self.final = result
+        await self.aclose()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Stop early (as ``break`` does once the iterator is collected)."""
+        aclose = getattr(self._responses, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 class UPSClient:
     """An open association to a UPS SCP; made by ``async with connect(...) as scu``."""
 
@@ -334,8 +365,13 @@ class UPSClient:
         response = await self.association.request(request, context.context_id)
         return self._result("get", response, context, iuid)
 
-    async def find(self, query: Dataset, priority: int | None = None) -> AsyncIterator[UPSResult]:
-        """C-FIND: yields each match (status Pending), then the final result."""
+    def find(self, query: Dataset, priority: int | None = None) -> Matches:
+        """C-FIND: ``async for match in scu.find(query)`` yields each match (status
+        Pending, with its data set); the final response is not a match, it is
+        ``.final`` once the loop ended. A failure or cancel status raises ``UPSFailure``."""
+        return Matches(self._find(query, priority))
+
+    async def _find(self, query: Dataset, priority: int | None) -> AsyncIterator[UPSResult]:
         context, _ = self._context("find")
         association = self.association
         request = CFindRQ(

@@ -450,9 +450,11 @@ async def test_find_matches_and_return_keys(scp: UPSSCP) -> None:
         query.ProcedureStepState = ""
         query.SOPInstanceUID = ""
         query.TransactionUID = ""
-        results = [r async for r in scu.find(query)]
-        assert [r.status for r in results] == [0xFF00, 0xFF00, 0x0000]
-        for r in results[:2]:
+        matches = scu.find(query)
+        results = [r async for r in matches]
+        assert [r.status for r in results] == [0xFF00, 0xFF00]
+        assert matches.final is not None and matches.final.status == 0x0000
+        for r in results:
             assert r.dataset is not None
             assert r.dataset.ProcedureStepLabel == "A"
             assert r.dataset.ProcedureStepState == "SCHEDULED"
