@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import select
 import signal
@@ -44,7 +43,7 @@ from typing import Any, Literal, TextIO
 
 from ups.cli.configure import listen_address, listener_settings
 from ups.cli.exits import Exit, UsageError
-from ups.cli.output import json_line
+from ups.cli.output import json_line, log_to_stderr
 from ups.cli.render import JsonLineRenderer, LineBatch, LineWriter, format_event_line, timestamp
 from ups.net.errors import NetError
 from ups.net.loop import run as run_loop
@@ -509,5 +508,5 @@ def run_listen(
         raise UsageError("--workers must be at least 1")
     opts = listen_options(args, then, cleanup)
     if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        log_to_stderr()
     return run_workers(args.workers, opts, out)

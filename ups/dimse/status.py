@@ -271,6 +271,24 @@ def status_info(code: int) -> StatusInfo:
     return StatusInfo(code, category, f"Unknown {category.value.lower()} status")
 
 
+def useful_comment(code: int, comment: str | None) -> str | None:
+    """``comment`` (an Error Comment) when it says more than the meaning of ``code``.
+
+    Some SCPs put the meaning itself in the comment, often cut at 64 characters
+    ("... is not a UPS manage"); that is left out, as is an empty one. What is shown
+    is the meaning from our own table, plus the comment when it adds facts.
+    """
+    text = " ".join((comment or "").split()).rstrip(".").removesuffix("...").strip()
+    if not text:
+        return None
+    meaning = status_info(code).meaning.lower()
+    bare = meaning.removeprefix("refused: ").removeprefix("failed: ")
+    lowered = text.lower()
+    if lowered in meaning or bare.startswith(lowered.removeprefix("refused: ")):
+        return None
+    return comment
+
+
 def describe(code: int) -> str:
     """One line naming a status, e.g. ``"C301 Failure - Refused: The correct ..."``."""
     return str(status_info(code))
