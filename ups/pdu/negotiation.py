@@ -24,6 +24,7 @@ from ups.pdu.enums import (
 from ups.pdu.items import (
     AsyncOpsWindow,
     PresentationContextAC,
+    PresentationContextRQ,
     RoleSelection,
     UserIdentityAC,
     UserIdentityRQ,
@@ -180,6 +181,61 @@ IDENTITY_REJECTION = AAssociateRJ(
 documented in the README: permanent, service user, no reason given (1/1/1)."""
 
 
+class _Contexts:
+    """The acceptor's answer to each proposed presentation context (PS3.8 §9.3.3.2,
+    Annex D.3.3.4 for SCP/SCU Role Selection), collected as ``negotiate`` goes."""
+
+    def __init__(self) -> None:
+        self.answers: list[PresentationContextAC] = []
+        self.accepted: dict[int, AcceptedContext] = {}
+        self.rejected: dict[int, ContextResult] = {}
+        self.role_replies: dict[str, RoleSelection] = {}
+
+    def answer(
+        self,
+        pc: PresentationContextRQ,
+        support: SyntaxSupport | None,
+        proposed_roles: Mapping[str, RoleSelection],
+    ) -> None:
+        if support is None:
+            result = ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED
+            syntax = pc.transfer_syntaxes[0]
+        else:
+            syntax = next(
+                (ts for ts in pc.transfer_syntaxes if ts in support.transfer_syntaxes), ""
+            )
+            result = (
+                ContextResult.ACCEPTANCE
+                if syntax
+                else ContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED
+            )
+        if result == ContextResult.ACCEPTANCE and support is not None:
+            result = self._roles(pc, syntax, support, proposed_roles.get(pc.abstract_syntax))
+        if result != ContextResult.ACCEPTANCE:
+            self.rejected[pc.context_id] = result
+            syntax = pc.transfer_syntaxes[0]
+        self.answers.append(PresentationContextAC(pc.context_id, result, syntax))
+
+    def _roles(
+        self,
+        pc: PresentationContextRQ,
+        syntax: str,
+        support: SyntaxSupport,
+        asked: RoleSelection | None,
+    ) -> ContextResult:
+        scu, scp = True, False
+        if asked is not None:
+            scu = asked.scu_role and support.requestor_scu
+            scp = asked.scp_role and support.requestor_scp
+            self.role_replies[pc.abstract_syntax] = RoleSelection(pc.abstract_syntax, scu, scp)
+            if not scu and not scp:
+                return ContextResult.USER_REJECTION
+        self.accepted[pc.context_id] = AcceptedContext(
+            pc.context_id, pc.abstract_syntax, syntax, scu, scp
+        )
+        return ContextResult.ACCEPTANCE
+
+
 def negotiate(
     rq: AAssociateRQ, policy: AcceptorPolicy
 ) -> tuple[AAssociateAC | AAssociateRJ, Negotiated | None]:
@@ -196,42 +252,10 @@ def negotiate(
         if isinstance(verdict, bytes):
             identity_response = verdict
 
+    contexts = _Contexts()
     proposed_roles = {role.sop_class_uid: role for role in rq_info.role_selections}
-    answers: list[PresentationContextAC] = []
-    accepted: dict[int, AcceptedContext] = {}
-    rejected: dict[int, ContextResult] = {}
-    role_replies: dict[str, RoleSelection] = {}
     for pc in rq.presentation_contexts:
-        support = policy.supported.get(pc.abstract_syntax)
-        if support is None:
-            result = ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED
-            syntax = pc.transfer_syntaxes[0]
-        else:
-            syntax = next(
-                (ts for ts in pc.transfer_syntaxes if ts in support.transfer_syntaxes), ""
-            )
-            result = (
-                ContextResult.ACCEPTANCE
-                if syntax
-                else ContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED
-            )
-        if result == ContextResult.ACCEPTANCE and support is not None:
-            scu, scp = True, False
-            asked = proposed_roles.get(pc.abstract_syntax)
-            if asked is not None:
-                scu = asked.scu_role and support.requestor_scu
-                scp = asked.scp_role and support.requestor_scp
-                role_replies[pc.abstract_syntax] = RoleSelection(pc.abstract_syntax, scu, scp)
-                if not scu and not scp:
-                    result = ContextResult.USER_REJECTION
-            if result == ContextResult.ACCEPTANCE:
-                accepted[pc.context_id] = AcceptedContext(
-                    pc.context_id, pc.abstract_syntax, syntax, scu, scp
-                )
-        if result != ContextResult.ACCEPTANCE:
-            rejected[pc.context_id] = result
-            syntax = pc.transfer_syntaxes[0]
-        answers.append(PresentationContextAC(pc.context_id, result, syntax))
+        contexts.answer(pc, policy.supported.get(pc.abstract_syntax), proposed_roles)
 
     window_rq = rq_info.async_ops_window
     window_ac: AsyncOpsWindow | None = None
@@ -253,13 +277,13 @@ def negotiate(
     ac = AAssociateAC(
         called_ae_title=rq.called_ae_title,
         calling_ae_title=rq.calling_ae_title,
-        presentation_contexts=tuple(answers),
+        presentation_contexts=tuple(contexts.answers),
         user_information=UserInformation(
             max_length=policy.max_pdata_length,
             implementation_class_uid=policy.implementation_class_uid,
             implementation_version_name=policy.implementation_version_name,
             async_ops_window=window_ac,
-            role_selections=tuple(role_replies.values()),
+            role_selections=tuple(contexts.role_replies.values()),
             user_identity_ac=identity_ac,
         ),
     )
@@ -267,7 +291,7 @@ def negotiate(
         requestor=False,
         local_ae_title=rq.called_ae_title,
         remote_ae_title=rq.calling_ae_title,
-        contexts=accepted,
+        contexts=contexts.accepted,
         local_max_pdata_length=policy.max_pdata_length,
         remote_max_pdata_length=rq_info.max_length,
         max_ops_local_invokes=local_invokes,
@@ -275,7 +299,7 @@ def negotiate(
         remote_implementation_class_uid=rq_info.implementation_class_uid,
         remote_implementation_version_name=rq_info.implementation_version_name,
         user_identity=identity,
-        rejected_contexts=rejected,
+        rejected_contexts=contexts.rejected,
     )
     return ac, negotiated
 
