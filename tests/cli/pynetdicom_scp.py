@@ -9,7 +9,8 @@ its command fields, data set, presentation context and association parameters, a
 P-DATA-TF PDU received with its length and PDV count.
 
 Knobs a test can turn: ``hang`` (operations whose handler never answers until ``stop``),
-``force_status`` (answer an operation with a given status), the abstract syntaxes and
+``force_status`` (answer an operation with a given status, and the Error Comment in
+``force_comment`` when there is one), the abstract syntaxes and
 transfer syntaxes it accepts (``final``/``trial``/``roles``/``transfer_syntaxes``).
 """
 
@@ -74,6 +75,8 @@ class AssocRecord:
     user_identity: tuple[int, bytes, bytes, bool] | None
     pdata: list[tuple[int, int]] = field(default_factory=list)
     """Each P-DATA-TF received: (PDU length in bytes, number of PDVs)."""
+    peer_host: str = ""
+    """The requestor's IP address as the SCP's socket saw it."""
 
 
 @dataclass
@@ -129,6 +132,7 @@ class PynetdicomUPSSCP:
         self.associations: list[AssocRecord] = []
         self.hang: set[str] = set()
         self.force_status: dict[str, int] = {}
+        self.force_comment: dict[str, str] = {}
         self._by_assoc: dict[int, AssocRecord] = {}
         self._server: Any = None
 
@@ -175,6 +179,7 @@ class PynetdicomUPSSCP:
             self.associations.clear()
             self.hang.clear()
             self.force_status.clear()
+            self.force_comment.clear()
 
     def __enter__(self) -> PynetdicomUPSSCP:
         return self.start()
@@ -233,6 +238,7 @@ class PynetdicomUPSSCP:
                 bytes(identity.secondary_field or b""),
                 bool(identity.positive_response_requested),
             ),
+            peer_host=str(rq.address),
         )
         with self.lock:
             self.associations.append(record)
@@ -284,7 +290,13 @@ class PynetdicomUPSSCP:
                 self.released.wait(30)
                 return 0x0110, None
             if dimse in self.force_status:
-                return self.force_status[dimse], None
+                comment = self.force_comment.get(dimse)
+                if comment is None:
+                    return self.force_status[dimse], None
+                status = Dataset()
+                status.Status = self.force_status[dimse]
+                status.ErrorComment = comment
+                return status, None  # type: ignore[return-value]
             with self.lock:
                 result: tuple[int, Dataset | None] = handler(event, ds)
                 return result

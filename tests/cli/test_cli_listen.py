@@ -69,10 +69,23 @@ def test_subscribe_listen_then_unsubscribe_on_exit(scp: PynetdicomUPSSCP) -> Non
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("spec", ["ME@127.0.0.1", "ME@127.0.0.1:notaport"])
-def test_bad_listen_address_is_a_usage_error(capsys: pytest.CaptureFixture[str], spec: str) -> None:
+@pytest.mark.parametrize(
+    ("spec", "with_operation"),
+    [
+        ("ME@127.0.0.1", False),  # listening needs a port; with an operation it is the seed's
+        ("ME@127.0.0.1:notaport", True),
+        ("127.0.0.1:11113", True),  # an IP address where the AE title goes
+        ("localhost:11113", True),
+        ("ÄÖ@127.0.0.1:11113", True),
+        ("ÄÖ@127.0.0.1", True),
+    ],
+)
+def test_bad_listen_address_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], spec: str, with_operation: bool
+) -> None:
     assert main(["-L", spec], out=StringIO()) == 2
-    assert main(["echo", "A@127.0.0.1:1", "-L", spec], out=StringIO()) == 2
+    if with_operation:
+        assert main(["echo", "A@127.0.0.1:1", "-L", spec], out=StringIO()) == 2
     err = capsys.readouterr().err
     assert err.startswith("dcmups: ") and "Traceback" not in err
 
@@ -116,3 +129,25 @@ def test_scp_command_serves_create_and_find(tmp_path: Path) -> None:
 def test_scp_requires_address_and_db(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     assert main(argv, out=StringIO()) == 2
     assert "scp requires" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("spec", "calling", "host"),
+    [("ME@127.0.0.2", "ME", "127.0.0.2"), ("ME", "ME", "127.0.0.1")],
+)
+def test_the_seeds_L_aet_at_host_with_an_operation(
+    scp: PynetdicomUPSSCP, spec: str, calling: str, host: str
+) -> None:
+    """The seed's ``-L <aet[@host]>`` with an operation: the calling AE title and the local
+    address the association is opened from (it was refused: "missing :<port>")."""
+    scp.reset()
+    done = subprocess.run(
+        [*_command(), "echo", scp.address, "-L", spec],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    [association] = scp.associations
+    assert (association.calling_ae, association.peer_host) == (calling, host)

@@ -240,8 +240,9 @@ async def _ups_workflow(scp_port: int, listener_port: int, tmp_path: Path) -> in
                 query = Dataset()
                 query.ProcedureStepState = "SCHEDULED"
                 query.SOPInstanceUID = ""
-                matches = [r async for r in scu.find(query)]
-                assert len(matches) >= 2  # one pending match and the final response
+                found = scu.find(query)
+                matches = [r async for r in found]
+                assert len(matches) >= 1 and found.final is not None  # a match, then Success
                 tuid = generate_uid()
                 await scu.change_state(iuid, "IN PROGRESS", tuid)
                 progress = Dataset()

@@ -223,22 +223,26 @@ async def test_called_ae_title_is_checked() -> None:
 # ------------------------------------------------------------------------ callbacks
 
 
+# What each UPS (by its instance UID) makes the callbacks below do.
+A, BOOM, WARN, B, SLOW, X, Y = (f"1.2.826.0.1.{n}" for n in range(1, 8))
+
+
 async def test_sync_callback_statuses_and_failures() -> None:
     seen: list[str] = []
 
     def callback(event: UPSEvent) -> int | None:
         seen.append(event.iuid)
-        if event.iuid == "boom":
+        if event.iuid == BOOM:
             raise RuntimeError("consumer broke")
-        return 0xB304 if event.iuid == "warn" else None
+        return 0xB304 if event.iuid == WARN else None
 
     async with serve_events(callback, "ME@127.0.0.1:0") as listener:
         sender = await open_sender(listener.port, window=1)
-        responses = await send_events(sender, ["a", "boom", "warn", "b"])
+        responses = await send_events(sender, [A, BOOM, WARN, B])
         await sender.release()
     assert [r.status for r in responses] == [0, 0x0110, 0xB304, 0]
     assert responses[1].error_comment is not None and "consumer broke" in responses[1].error_comment
-    assert seen == ["a", "boom", "warn", "b"]
+    assert seen == [A, BOOM, WARN, B]
     assert (listener.stats.events, listener.stats.failed) == (3, 1)
 
 
@@ -247,9 +251,9 @@ async def test_async_callback_answers_after_it_returns() -> None:
     release = asyncio.Event()
 
     async def callback(event: UPSEvent) -> None:
-        if event.iuid == "slow":
+        if event.iuid == SLOW:
             await release.wait()
-        if event.iuid == "boom":
+        if event.iuid == BOOM:
             raise ValueError("no")
         done.add(event.iuid)
 
@@ -259,15 +263,28 @@ async def test_async_callback_answers_after_it_returns() -> None:
 
     async with serve_events(callback, "ME@127.0.0.1:0") as listener:
         sender = await open_sender(listener.port)
-        task = asyncio.create_task(
-            send_events(sender, ["slow", "x", "boom", "y"], on_response=check)
-        )
+        task = asyncio.create_task(send_events(sender, [SLOW, X, BOOM, Y], on_response=check))
         await asyncio.sleep(0)
         assert not task.done()
         release.set()
         responses = await task
         await sender.release()
     assert [r.status for r in responses] == [0, 0, 0x0110, 0]
+
+
+@pytest.mark.parametrize("iuid", ["abc", "1..2", "1.2\x003", "1." + "2" * 63, ""])
+async def test_an_event_about_a_malformed_instance_uid_is_refused_0117(iuid: str) -> None:
+    """The UPS it names cannot be addressed; the sender hears so (issue 12), the consumer
+    never sees it, and the association goes on."""
+    seen: list[str] = []
+    async with serve_events(lambda event: seen.append(event.iuid), "ME@127.0.0.1:0") as listener:
+        sender = await open_sender(listener.port, window=1)
+        responses = await send_events(sender, [iuid, A])
+        await sender.release()
+    assert [r.status for r in responses] == [0x0117, 0]
+    comment = responses[0].error_comment
+    assert comment is not None and comment.startswith("(0000,1000) ") and len(comment) <= 64
+    assert seen == [A] and listener.stats.refused == 1
 
 
 # ------------------------------------------------------------------------ backpressure

@@ -210,7 +210,8 @@ async def test_global_filtered_and_unsubscribe_and_suspend(scp: PynetdicomUPSSCP
 # ---------------------------------------------------------------- find
 
 
-async def test_find_on_pull_yields_matches_then_final(scp: PynetdicomUPSSCP) -> None:
+async def test_find_on_pull_yields_the_matches_alone(scp: PynetdicomUPSSCP) -> None:
+    """The final Success is no match (issue 12): it is ``.final`` once the loop ended."""
     scp.add_item("1.2.4.1", PatientID="A")
     scp.add_item("1.2.4.2", "IN PROGRESS", PatientID="B")
     query = Dataset()
@@ -218,8 +219,12 @@ async def test_find_on_pull_yields_matches_then_final(scp: PynetdicomUPSSCP) -> 
     query.PatientID = ""
     query.SOPInstanceUID = ""
     async with ups.connect(scp.address) as scu:
-        results = [r async for r in scu.find(query)]
-    assert [r.status for r in results] == [0xFF00, 0x0000]
+        matches = scu.find(query)
+        assert matches.final is None
+        results = [r async for r in matches]
+    assert [r.status for r in results] == [0xFF00]
+    assert matches.final is not None and matches.final.status == 0x0000
+    assert matches.final.dataset is None
     assert results[0].iuid == "1.2.4.1"
     assert results[0].dataset is not None and results[0].dataset.PatientID == "A"
     rq = scp.last("C-FIND")

@@ -26,12 +26,14 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from ups.cli.attrpath import build_dataset
+from ups.cli.checks import check_dataset, check_uid
 from ups.cli.configure import scu_options
 from ups.cli.exits import Exit, UsageError
 from ups.cli.output import json_line
 from ups.dimse.datasets import encode_dataset
 from ups.dimse.messages import CEchoRQ, CFindRQ, NEventReportRQ, NGetRQ, Request
 from ups.dimse.status import StatusCategory, status_info
+from ups.dimse.values import quiet_pydicom
 from ups.net.association import Association
 from ups.net.config import AssociationConfig
 from ups.net.errors import NetError
@@ -345,6 +347,7 @@ def run_from_args(args: argparse.Namespace, out: TextIO) -> int:
     parse_remote(remote)
     if operation == "get" and not args.iuid:
         raise UsageError("bench get requires -iuid")
+    check_uid("-iuid", args.iuid)
     for name in ("ops", "assocs", "window"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -352,7 +355,10 @@ def run_from_args(args: argparse.Namespace, out: TextIO) -> int:
     if args.seconds is not None and args.seconds <= 0:
         raise UsageError("--seconds must be greater than 0")
     options = scu_options(args)
-    query = build_dataset(args.q, args.r) if (args.q or args.r) else None
+    query = None
+    if args.q or args.r:
+        with quiet_pydicom():
+            query = check_dataset(build_dataset(args.q, args.r), "-q", "find")
     bench = BenchOptions(
         operation=operation,
         remote=remote,

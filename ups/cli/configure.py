@@ -20,7 +20,7 @@ from ups.pdu.enums import UserIdentityType
 from ups.pdu.items import UserIdentityRQ
 from ups.services import uids
 from ups.services.access import calling_ae_set, load_users
-from ups.services.address import AEAddress, check_ae_title, parse_listen
+from ups.services.address import AEAddress, LocalAddress, check_ae_title, parse_local
 from ups.services.errors import AddressError
 from ups.services.scu import SCUOptions
 from ups.services.settings import DEFAULT_WINDOW, ListenerSettings
@@ -30,6 +30,7 @@ __all__ = [
     "association_config",
     "calling_ae_title",
     "listen_address",
+    "local_address",
     "listener_settings",
     "scu_options",
     "tls_options",
@@ -142,16 +143,33 @@ def transfer_syntaxes(args: argparse.Namespace) -> tuple[str, ...]:
     return base
 
 
-def listen_address(args: argparse.Namespace) -> AEAddress:
-    """-L ``aet[@host]:port`` checked here, so a bad one is a usage error (exit 2)."""
+def local_address(args: argparse.Namespace) -> LocalAddress:
+    """-L as the seed reads it: ``aet[@host]`` (our AE title and the local address an
+    operation's association is opened from) or ``aet[@host]:port`` (listen there too).
+    Checked here, so a bad one is a usage error (exit 2)."""
     try:
-        return parse_listen(args.L, what="-L")
+        return parse_local(args.L, what="-L")
     except AddressError as exc:
         raise UsageError(str(exc)) from None
 
 
+def listen_address(args: argparse.Namespace) -> AEAddress:
+    """-L ``aet[@host]:port`` where the listener listens (no host: every interface)."""
+    local = local_address(args)
+    if local.port is None:
+        raise UsageError(
+            f"-L {args.L!r}: listening needs a port, -L <aet>[@<host>]:<port>"
+            " (without one, -L only names the calling AE of an operation)"
+        )
+    return AEAddress(local.ae_title, local.host or "", local.port)
+
+
 def calling_ae_title(args: argparse.Namespace) -> str:
-    """-L's AE title, else -aet, else -device (the seed's order); each must be a valid AE."""
+    """-L's AE title, else -aet, else -device (the seed's order); each must be a valid AE.
+
+    As in the seed, ``-aet`` (the Requesting or Receiving AE of an operation) is also the
+    calling AE title when ``-L`` does not name one.
+    """
     for option in ("aet", "device"):
         value = getattr(args, option)
         if value is not None:
@@ -160,7 +178,7 @@ def calling_ae_title(args: argparse.Namespace) -> str:
             except AddressError as exc:
                 raise UsageError(str(exc)) from None
     if args.L:
-        return listen_address(args).ae_title
+        return local_address(args).ae_title
     return check_ae_title(str(args.aet or args.device))
 
 
@@ -193,7 +211,18 @@ def scu_options(args: argparse.Namespace) -> SCUOptions:
         config=association_config(args),
         user_identity=user_identity(args),
         find_priority=priority,
+        local_host=_bind_host(args),
     )
+
+
+def _bind_host(args: argparse.Namespace) -> str | None:
+    """The seed's ``-L aet@host`` with an operation: open the association from ``host``.
+    (With a port, ``-L`` is where the listener listens; the association is left to the
+    system, as the listener's host may be a wildcard or loopback address.)"""
+    if not args.L:
+        return None
+    local = local_address(args)
+    return local.host if local.port is None else None
 
 
 def window(args: argparse.Namespace) -> int:

@@ -30,7 +30,6 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
 from ups.cli.exits import CLIError, Exit
-from ups.dimse.status import status_info
 from ups.errors import DicomError
 from ups.services.events import UPSEvent
 from ups.services.listener import EventListener, listen
@@ -176,13 +175,12 @@ class Demo:
         query.SOPInstanceUID = ""
         query.ProcedureStepState = ""
         query.ProcedureStepLabel = ""
-        async for match in scu.find(query):
-            if match.dataset is not None and status_info(match.status).is_pending:
-                found = match.dataset
-                self.say(
-                    f"   find: {_short(match.iuid):<24}  {found.ProcedureStepState:<12}"
-                    f" {found.ProcedureStepLabel}"
-                )
+        async for match in scu.find(query):  # the matches alone, each with its data set
+            found = match.dataset or Dataset()
+            self.say(
+                f"   find: {_short(match.iuid):<24}  {found.get('ProcedureStepState', ''):<12}"
+                f" {found.get('ProcedureStepLabel', '')}"
+            )
         await self.quiet()
 
     async def request_cancel(self) -> None:

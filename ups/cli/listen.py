@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import select
 import signal
@@ -51,9 +50,9 @@ from typing import Any, Literal, TextIO
 
 from ups.cli.configure import listen_address, listener_settings
 from ups.cli.exits import Exit, UsageError
-from ups.cli.output import json_line
+from ups.cli.output import json_line, log_to_stderr
 from ups.cli.render import JsonLineRenderer, LineBatch, LineWriter, format_event_line, timestamp
-from ups.cli.sinks import NatsTarget, log_to_stderr, nats_target
+from ups.cli.sinks import NatsTarget, nats_target, sink_lines_to_stderr
 from ups.net.errors import NetError
 from ups.net.loop import run as run_loop
 from ups.services.events import UPSEvent
@@ -272,7 +271,7 @@ async def _open_sink(opts: ListenerOptions) -> NatsSink | None:
     """``--nats``: the JetStream sink, connected and its stream ready, before we listen."""
     if opts.nats is None:
         return None
-    log_to_stderr(say, opts.worker)
+    sink_lines_to_stderr(say, opts.worker)
     return await opts.nats.sink().start()
 
 
@@ -546,5 +545,5 @@ def run_listen(
         raise UsageError("--workers must be at least 1")
     opts = listen_options(args, then, cleanup)
     if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        log_to_stderr()
     return run_workers(args.workers, opts, out)

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TextIO
 
 import ups
-from ups.cli.configure import scu_options
+from ups.cli.configure import local_address, scu_options
 from ups.cli.exits import Exit, UsageError, exit_code
 from ups.cli.operations import prepare
 from ups.cli.options import OPERATIONS, build_parser
@@ -89,7 +89,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"{op} requires the remote <aet>[@<host>[:<port>]]")
     operation = prepare(args)
     printer = Printer(out, args.json)
-    if args.L:
+    if args.L and local_address(args).port is not None:  # aet[@host]:port: listen as well
 
         async def then() -> int:
             return await operation.run(printer)

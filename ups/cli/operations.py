@@ -2,9 +2,10 @@
 unsubscribe, suspend) and echo, from the command line to ``ups.connect``.
 
 :func:`prepare` checks what each operation needs and builds its data sets before any
-network I/O, so that a missing option or a bad ``-f`` file is a usage error (exit 2)
-and not a half-done exchange; :meth:`Operation.run` then opens the association,
-performs the operation and prints each result.
+network I/O, so that a missing option, a bad ``-f`` file or a value PS3.5 does not allow
+(:mod:`ups.cli.checks`) is a usage error (exit 2) and not a half-done exchange;
+:meth:`Operation.run` then opens the association, performs the operation and prints each
+result.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 
 from ups.cli.attrpath import add_return_key, build_dataset, parse_path
+from ups.cli.checks import check_dataset, check_options, check_reason_code, check_state
 from ups.cli.configure import scu_options
 from ups.cli.exits import Exit, UsageError
 from ups.cli.files import read_dataset_file
 from ups.cli.output import Printer
+from ups.dimse.values import quiet_pydicom
 from ups.services.scu import SCUOptions, UPSClient, UPSResult, connect
 
-__all__ = ["DEFAULT_FIND_RETURN_KEYS", "Operation", "build_attributes", "prepare", "reason_code"]
+__all__ = ["DEFAULT_FIND_RETURN_KEYS", "Operation", "Inputs", "prepare", "reason_code"]
 
 DEFAULT_FIND_RETURN_KEYS = (
     "SOPInstanceUID",
@@ -63,11 +66,35 @@ def reason_code(spec: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def build_attributes(args: argparse.Namespace, *, file_first: bool = True) -> Dataset:
-    """-f, then -q and -s assignments, merged into one data set."""
-    ds = read_dataset_file(args.f) if (file_first and args.f) else Dataset()
-    ds.update(build_dataset([*args.q, *args.s]))
-    return ds
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """The data sets of ``-f``, ``-q`` and ``-s``, each built and checked on its own."""
+
+    file: Dataset | None
+    q: Dataset | None
+    s: Dataset | None
+
+    @classmethod
+    def read(cls, args: argparse.Namespace) -> Inputs:
+        """Build each one quietly (pydicom would warn about a bad value as it is set) and
+        check its values, so that the one line on a problem names the option."""
+        op = args.operation
+        with quiet_pydicom():
+            file = None
+            if args.f and op in ("create", "set"):
+                file = check_dataset(read_dataset_file(args.f), f"-f {args.f}", op)
+            q = check_dataset(build_dataset(args.q), "-q", op) if args.q else None
+            s = check_dataset(build_dataset(args.s), "-s", op) if args.s else None
+        check_state(args, *(ds for ds in (q, s) if ds is not None))
+        return cls(file, q, s)
+
+    def attributes(self) -> Dataset:
+        """create, set: -f, then -q and -s, merged into one data set."""
+        ds = Dataset()
+        for part in (self.file, self.q, self.s):
+            if part is not None:
+                ds.update(part)
+        return ds
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -79,15 +106,28 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("set requires -f or -s")
     if op == "get" and args.q:
         raise UsageError("get takes no -q: N-GET carries no data set (use -r to choose)")
+    if op == "suspend" and args.iuid:
+        raise UsageError(
+            "suspend takes no -iuid: it suspends the global subscription of -aet"
+            " (PS3.4 CC.2.3.2); to stop the events of one UPS use unsubscribe -iuid"
+        )
+    check_options(args)
 
 
-def _find_query(args: argparse.Namespace) -> Dataset:
-    query = build_dataset(args.q)
+def _find_query(args: argparse.Namespace, keys: Dataset | None) -> Dataset:
+    query = Dataset() if keys is None else _copy(keys)
     if args.state:
         query.ProcedureStepState = args.state
-    for spec in args.r or DEFAULT_FIND_RETURN_KEYS:
-        add_return_key(query, spec)
+    with quiet_pydicom():
+        for spec in args.r or DEFAULT_FIND_RETURN_KEYS:
+            add_return_key(query, spec)
     return query
+
+
+def _copy(ds: Dataset) -> Dataset:
+    out = Dataset()
+    out.update(ds)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +150,11 @@ class Operation:
         """Associate, perform the operation, print each result, release."""
         async with connect(self.args.remote, self.options) as scu:
             if self.args.operation == "find":
-                async for match in scu.find(self.find_query):
+                matches = scu.find(self.find_query)
+                async for match in matches:
                     printer.result(match)
+                if matches.final is not None:
+                    printer.result(matches.final)
             else:
                 printer.result(await self._call(scu))
         return Exit.OK
@@ -153,13 +196,17 @@ def prepare(args: argparse.Namespace) -> Operation:
     op = args.operation
     options = scu_options(args)
     _check(args)
+    reason = reason_code(args.reason_code) if args.reason_code else None
+    if reason is not None:
+        check_reason_code(args.reason_code, reason)
+    inputs = Inputs.read(args)
     return Operation(
         args=args,
         options=options,
-        reason=reason_code(args.reason_code) if args.reason_code else None,
-        attributes=build_attributes(args) if op in ("create", "set") else Dataset(),
-        find_query=_find_query(args) if op == "find" else Dataset(),
+        reason=reason,
+        attributes=inputs.attributes() if op in ("create", "set") else Dataset(),
+        find_query=_find_query(args, inputs.q) if op == "find" else Dataset(),
         get_tags=[parse_path(spec)[0] for spec in args.r] if op == "get" else [],
-        matching=build_dataset(args.q) if op == "subscribe" and args.q else None,
-        extra=build_dataset(args.q) if args.q else None,
+        matching=inputs.q if op == "subscribe" else None,
+        extra=inputs.q,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -17,7 +18,7 @@ from ups.cli.secrets import SECRET_FORMS
 from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, ScanLimits
 from ups.services.settings import DEFAULT_BUFFER, DEFAULT_WINDOW
 
-__all__ = ["ADDED", "OPERATIONS", "USAGE", "build_parser"]
+__all__ = ["ADDED", "OPERATIONS", "USAGE", "build_parser", "duration"]
 
 OPERATIONS = (
     "create",
@@ -428,6 +429,14 @@ def _scp_and_bench_additions(add: _AddFn) -> None:
     )
     add("--db", metavar="<path>", help=f"scp: SQLite database file {ADDED}")
     add(
+        "--retain",
+        metavar="<duration>",
+        type=duration,
+        help=f"scp: keep COMPLETED and CANCELED workitems this long after they finished "
+        f"(and while a Deletion Lock holds them): 3600, 90s, 15m, 1h, 2d; 0 purges them at "
+        f"once (1h) {ADDED}",
+    )
+    add(
         "--ae",
         metavar="<AET=host:port>",
         action="append",
@@ -491,6 +500,20 @@ def _access_additions(add: _AddFn) -> None:
         help=f"-L/scp with --users: accept passcodes over plain TCP, where they cross the "
         f"network in clear (refused 1/1/1 by default; use -tls AES) {ADDED}",
     )
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """``3600``, ``90s``, ``15m``, ``1h``, ``2d`` (or ``1.5h``) as seconds; ``0`` is 0."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    if found is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected seconds or a number with s, m, h or d (90s, 15m, 1h, 2d)"
+        )
+    return float(found[1]) * _UNIT_SECONDS[found[2]]
 
 
 _LIMIT_NAMES = {

@@ -13,18 +13,22 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import TextIO
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
+from ups.dimse.status import useful_comment
 from ups.services.jsonmodel import DEFAULT_INLINE_LIMIT, is_multi, json_line, to_json_model
 from ups.services.scu import UPSResult
 from ups.services.uids import UID_NAMES
 
 __all__ = [
     "Printer",
+    "log_to_stderr",
     "DEFAULT_INLINE_LIMIT",
     "DEFAULT_VALUE_WIDTH",
     "dump_dataset",
@@ -41,6 +45,14 @@ _INDENT = "  "
 # C0, DEL and C1 controls become visible escapes; everything else prints as is.
 _ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
 _ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def log_to_stderr() -> None:
+    """``--verbose``: our log lines on stderr. pydicom logs every warning it also raises
+    about a value; those are judged and reported in our own words
+    (:mod:`ups.dimse.values`), so its logger keeps to errors."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 
 def dump_dataset(ds: Dataset, *, width: int = DEFAULT_VALUE_WIDTH) -> str:
@@ -123,8 +135,9 @@ class Printer:
             head = f"{result.operation}: {result.meaning}"
             if result.iuid:
                 head += f" iuid={result.iuid}"
-            if result.error_comment:
-                head += f" ({result.error_comment})"
+            comment = useful_comment(result.status, result.error_comment)
+            if comment:
+                head += f" ({comment})"
             text = head + "\n"
             if result.dataset is not None and len(result.dataset):
                 text += dump_dataset(result.dataset) + "\n"

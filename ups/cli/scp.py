@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
-import sys
 from pathlib import Path
 from typing import TextIO
 
 from ups.cli.configure import association_config, window
-from ups.cli.exits import Exit, UsageError
+from ups.cli.exits import Exit, UsageError, UserInputError
+from ups.cli.output import log_to_stderr
 from ups.net.loop import run as run_loop
 from ups.services.access import calling_ae_set, load_users
 from ups.services.address import parse_listen
@@ -40,6 +39,19 @@ def _seconds(args: argparse.Namespace, name: str, default: float, *, zero: bool)
     return value
 
 
+def database(text: str) -> Path:
+    """``--db``: the path of the SQLite file; a database URL is not (yet) one."""
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.replace("+", "").isalpha():
+        kind = "PostgreSQL" if scheme.lower().startswith("postgres") else scheme
+        shown = f"{scheme}://...@{rest.rpartition('@')[2]}" if "@" in rest else text
+        raise UserInputError(  # a user:password part is not repeated on the terminal
+            f"--db {shown}: {kind} is not available in this version;"
+            " --db takes the path of an SQLite file"
+        )
+    return Path(text)
+
+
 def scp_options(args: argparse.Namespace) -> SCPOptions:
     """SCPOptions from ``dcmups scp <aet>@<host>:<port> --db PATH [options]``."""
     ae_title, host, port = parse_listen(args.remote, require_host=True)
@@ -49,7 +61,7 @@ def scp_options(args: argparse.Namespace) -> SCPOptions:
         ae_title=ae_title,
         host=host,
         port=port,
-        db=Path(args.db),
+        db=database(args.db),
         remote_aes=ae_table(args.ae, files),
         config=association_config(args),
         transfer_syntaxes=(IMPLICIT_VR_LITTLE_ENDIAN,) if args.ivrle else base.transfer_syntaxes,
@@ -62,6 +74,7 @@ def scp_options(args: argparse.Namespace) -> SCPOptions:
         calling_ae_titles=calling_ae_set(args.accept_aet),
         verify_identity=load_users(args.users) if args.users else None,
         scan_limits=args.limits,
+        retain=base.retain if args.retain is None else args.retain,
     )
 
 
@@ -116,5 +129,5 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--grace must be at least 0")
     options = scp_options(args)
     if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        log_to_stderr()
     return run_loop(run_scp(options, out, grace=args.grace))

@@ -20,7 +20,7 @@ from ups.services.sinks import NatsSink
 from ups.services.sinks.jetstream import DEFAULT_ACK_TIMEOUT, DEFAULT_DUPLICATE_WINDOW
 from ups.services.sinks.messages import check_subject
 
-__all__ = ["NatsTarget", "log_to_stderr", "nats_target"]
+__all__ = ["NatsTarget", "nats_target", "sink_lines_to_stderr"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ class _SayHandler(logging.Handler):
         self._say(f"{self._prefix}{record.getMessage()}")
 
 
-def log_to_stderr(say: Callable[[str], None], worker: int | None) -> None:
+def sink_lines_to_stderr(say: Callable[[str], None], worker: int | None) -> None:
     """The sink's lines as ``dcmups: ...`` lines through ``say``, once per process."""
     logger = logging.getLogger("ups.services.sinks")
     if not any(isinstance(h, _SayHandler) for h in logger.handlers):

@@ -21,6 +21,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 
 from ups.dimse.errors import DatasetError, error_comment
+from ups.dimse.values import quiet_pydicom
 
 if TYPE_CHECKING:
     from ups.dimse.scanner import ScanLimits
@@ -61,7 +62,9 @@ def decode_dataset(
 
     The scanner checks structure and ``limits`` first (``LimitExceeded``, 0x0213), so
     pydicom only ever reads a complete data set within bounds. Every value is then
-    converted once, so a value pydicom cannot convert fails here, not in the caller.
+    converted once, so a value pydicom cannot convert fails here, not in the caller;
+    pydicom's warnings about values PS3.5 does not allow stay quiet (the caller judges
+    them with :func:`ups.dimse.values.dataset_problems`).
     """
     from ups.dimse.scanner import DEFAULT_SCAN_LIMITS, check_dataset  # it imports us
 
@@ -77,9 +80,10 @@ def decode_dataset(
         limits or DEFAULT_SCAN_LIMITS,
     )
     try:
-        ds = read_dataset(BytesIO(raw), implicit, little)
-        for elem in ds.iterall():
-            _ = elem.value
+        with quiet_pydicom():
+            ds = read_dataset(BytesIO(raw), implicit, little)
+            for elem in ds.iterall():
+                _ = elem.value
     except Exception as exc:  # pydicom raises many types; all mean "cannot decode"
         raise DatasetError(error_comment(f"cannot decode data set: {exc}")) from exc
     return ds

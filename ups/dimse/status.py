@@ -233,6 +233,7 @@ PROCESSING_FAILURE = Status.PROCESSING_FAILURE
 UNRECOGNIZED_OPERATION = Status.UNRECOGNIZED_OPERATION
 MISTYPED_ARGUMENT = Status.MISTYPED_ARGUMENT
 RESOURCE_LIMITATION = Status.RESOURCE_LIMITATION
+INVALID_SOP_INSTANCE = Status.INVALID_SOP_INSTANCE
 
 
 def category_of(code: int) -> StatusCategory:
@@ -269,6 +270,24 @@ def status_info(code: int) -> StatusInfo:
         return StatusInfo(code, _F, "Failed: Unable to process")
     category = category_of(code)
     return StatusInfo(code, category, f"Unknown {category.value.lower()} status")
+
+
+def useful_comment(code: int, comment: str | None) -> str | None:
+    """``comment`` (an Error Comment) when it says more than the meaning of ``code``.
+
+    Some SCPs put the meaning itself in the comment, often cut at 64 characters
+    ("... is not a UPS manage"); that is left out, as is an empty one. What is shown
+    is the meaning from our own table, plus the comment when it adds facts.
+    """
+    text = " ".join((comment or "").split()).rstrip(".").removesuffix("...").strip()
+    if not text:
+        return None
+    meaning = status_info(code).meaning.lower()
+    bare = meaning.removeprefix("refused: ").removeprefix("failed: ")
+    lowered = text.lower()
+    if lowered in meaning or bare.startswith(lowered.removeprefix("refused: ")):
+        return None
+    return comment
 
 
 def describe(code: int) -> str:

@@ -11,10 +11,15 @@ peer asks here first:
 * ``value_problem``: one value of a string VR against PS3.5 Table 6.2-1 (maximum
   length, character repertoire, the DA/TM/DT forms, the IS/DS number forms);
 * ``dataset_problems``: every value of a pydicom ``Dataset``, sequences included, plus
-  the defined terms PS3.4 Annex CC gives the UPS attributes (``DEFINED_TERMS``).
+  the defined terms PS3.4 Annex CC gives the UPS attributes (``DEFINED_TERMS``);
+* ``term_problem``: one value against those defined terms (``-state``, a matching key).
 
 Each returns the problem in a few words (or None), short enough for an Error Comment
 (LO, 64 characters) once the caller has named the attribute.
+
+``quiet_pydicom`` is where pydicom's own ``UserWarning`` lines go instead of stderr:
+every place that builds or decodes a data set from someone else's values wraps that
+in it and reports the problems these rules find, in its own words.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
@@ -75,6 +83,24 @@ DEFINED_TERMS: Final[dict[str, frozenset[str]]] = {
 """Enumerated values PS3.4 Annex CC (Table CC.2.5-3) gives the UPS attributes."""
 
 
+_WILDCARDS: Final = frozenset("*?")
+
+
+@contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """Run a block that makes pydicom judge values without its ``UserWarning`` lines.
+
+    pydicom warns (and logs) when it stores, reads or writes a value PS3.5 does not
+    allow. Those lines name site-packages paths and say nothing a user can act on, so
+    they never reach stderr: callers check values with :func:`dataset_problems` and
+    report in their own words. ``warnings.catch_warnings`` changes process-wide state,
+    so a block should hold pydicom work only, and the SCP keeps all of it on one thread.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
 def uid_problem(uid: str) -> str | None:
     """What is wrong with ``uid`` as a PS3.5 §9.1 UID, or None."""
     if not uid:
@@ -92,10 +118,11 @@ def value_problem(vr: str, value: str, *, query: bool = False) -> str | None:
     """What is wrong with one ``value`` of a string ``vr``, or None.
 
     ``query``: a C-FIND key, where wildcards (``*``, ``?``) and date/time ranges
-    (``A-B``) are allowed (PS3.4 C.2.2.2).
+    (``A-B``) are allowed (PS3.4 C.2.2.2). An empty value is always allowed: it is an
+    empty attribute (or, in a query, universal matching).
     """
-    if vr == "UI":
-        return None if query and value == "" else uid_problem(value)
+    if vr == "UI":  # an empty value is an empty attribute (Type 2), not a bad UID
+        return None if value == "" else uid_problem(value)
     if vr == "PN":
         return _person_name_problem(value)
     form = _FORMS.get(vr)
@@ -113,29 +140,59 @@ def value_problem(vr: str, value: str, *, query: bool = False) -> str | None:
     return None
 
 
-def dataset_problems(ds: Dataset, *, query: bool = False) -> Iterator[str]:
+def term_problem(keyword: str, value: str, *, query: bool = False) -> str | None:
+    """What is wrong with ``value`` as one of the defined terms of ``keyword``, or None.
+
+    Attributes without defined terms (``DEFINED_TERMS``) and empty values pass; in a
+    query a value with a wildcard is left to matching (PS3.4 C.2.2.2.4).
+    """
+    terms = DEFINED_TERMS.get(keyword)
+    if terms is None or not value or value in terms:
+        return None
+    if query and not _WILDCARDS.isdisjoint(value):
+        return None
+    return f"{_shown(value)} is not one of {'/'.join(sorted(terms))}"
+
+
+def dataset_problems(ds: Dataset, *, query: bool = False, terms: bool = True) -> Iterator[str]:
     """Every invalid value in ``ds`` (items of sequences too), as ``"Keyword: problem"``.
 
-    Checks the UPS defined terms (``DEFINED_TERMS``) as well. pydicom's own warnings
-    about the values it converts on the way are silenced: this is the report.
+    Checks the UPS defined terms (``DEFINED_TERMS``) as well, unless ``terms`` is false
+    (an N-ACTION whose state machine answers a wrong term itself). A value of a known
+    string attribute that arrived as UN (pydicom writes an over-long value so) is read
+    as text and judged by the VR the dictionary gives it. pydicom's own warnings about
+    the values it converts on the way are silenced: this is the report.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pydicom():
         elements = list(ds)
-    for elem in elements:
-        vr = str(elem.VR)
-        name = elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
-        if vr == "SQ":
-            for item in elem.value or ():
-                yield from dataset_problems(item, query=query)
-            continue
-        for value in _strings(elem.value):
-            problem = value_problem(vr, value, query=query)
-            terms = DEFINED_TERMS.get(name)
-            if problem is None and not query and value and terms and value not in terms:
-                problem = f"{_shown(value)} is not one of {'/'.join(sorted(terms))}"
-            if problem is not None:
-                yield f"{name}: {problem}"
+        for elem in elements:
+            yield from _element_problems(elem, query=query, terms=terms)
+
+
+def _element_problems(elem: DataElement, *, query: bool, terms: bool) -> Iterator[str]:
+    vr = str(elem.VR)
+    name = elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+    if vr == "SQ":
+        for item in elem.value or ():
+            yield from dataset_problems(item, query=query, terms=terms)
+        return
+    values: Iterator[str] = _strings(elem.value)
+    if vr == "UN" and isinstance(elem.value, bytes) and elem.keyword:
+        known = str(dictionary_VR(elem.tag)).split(" or ")[0]
+        if known in MAX_LENGTH or known == "PN":
+            vr, values = known, _un_strings(elem.value)
+    for value in values:
+        problem = value_problem(vr, value, query=query)
+        if problem is None and terms:
+            problem = term_problem(name, value, query=query)
+        if problem is not None:
+            yield f"{name}: {problem}"
+            return
+
+
+def _un_strings(raw: bytes) -> Iterator[str]:
+    text = raw.decode("latin-1").rstrip(" \x00")
+    yield from text.split("\\")
 
 
 def _strings(value: object) -> Iterator[str]:

@@ -11,7 +11,11 @@ The AE title rule (PS3.5 Table 6.2-1, VR AE):
   as PS3.8 §9.3.2 reads it off the wire);
 * what remains is 1 to 16 characters of the Default Character Repertoire (ISO-IR 6:
   printable ASCII, space included), without backslash (5CH) and without control
-  characters. ``MÉ`` (not ISO-IR 6), a tab, 17 characters or only spaces are refused.
+  characters. ``MÉ`` (not ISO-IR 6), a tab, 17 characters or only spaces are refused;
+* an AE title that is an address is refused: an IP address, ``localhost``, or a dotted
+  lower-case host name such as ``pacs.example.org`` (AE titles are conventionally
+  upper case; ``MY.AE`` stays an AE title). ``-L 127.0.0.1:11113`` is a host typed
+  where the seed's ``aet[@host]:port`` wants the AE title, not an AE title.
 
 The address rule:
 
@@ -19,7 +23,10 @@ The address rule:
   name cannot);
 * an IPv6 literal goes in brackets (``ME@[::1]:11112``); an unbracketed host holds no
   ``:``; a host holds no white space;
-* a port is decimal digits, 1-65535; 0 (any free port) only where we listen.
+* a port is decimal digits, 1-65535; 0 (any free port) only where we listen;
+* ``-L`` with an operation takes the seed's ``aet[@host]``: the calling AE title and the
+  local address the association is opened from (:func:`parse_local`); with a port it
+  also listens.
 
 Errors are :class:`~ups.services.errors.AddressError` (a ``ValueError`` too) naming the
 spec and what is wrong with it.
@@ -27,6 +34,8 @@ spec and what is wrong with it.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import NamedTuple
 
 from ups.services.errors import AddressError
@@ -36,9 +45,11 @@ __all__ = [
     "AEAddress",
     "ListenAddress",
     "DEFAULT_PORT",
+    "LocalAddress",
     "check_ae_title",
     "parse_host_port",
     "parse_listen",
+    "parse_local",
     "parse_remote",
     "resolve_listen",
 ]
@@ -57,6 +68,30 @@ class AEAddress(NamedTuple):
     port: int
 
 
+_HOST_NAME = re.compile(r"(?=.*[a-z])[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}")
+"""A dotted DNS name in lower case with an alphabetic last label: ``pacs.example.org``."""
+
+
+def _address_kind(value: str) -> str | None:
+    """What kind of address ``value`` is ("an IP address", "a host name"), or None.
+
+    ``host:port`` typed where an AE title goes counts as its host.
+    """
+    head, colon, port = value.rpartition(":")
+    candidates = [value, head] if colon and head and port.isdigit() else [value]
+    for candidate in candidates:
+        host = candidate[1:-1] if candidate[:1] == "[" and candidate[-1:] == "]" else candidate
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return "an IP address"
+        if host.lower() == "localhost" or _HOST_NAME.fullmatch(host):
+            return "a host name"
+    return None
+
+
 def check_ae_title(title: str, what: str = "AE title") -> str:
     """``title`` as PS3.5 reads it (surrounding spaces removed), or :class:`AddressError`."""
     value = title.strip(" ")
@@ -69,6 +104,9 @@ def check_ae_title(title: str, what: str = "AE title") -> str:
             f"{what} {value!r} has a character AE titles may not contain "
             "(printable ASCII only, no backslash)"
         )
+    kind = _address_kind(value)
+    if kind is not None:
+        raise AddressError(f"{what} {value!r} is {kind}, not an AE title: write <aet>@{value}")
     return value
 
 
@@ -148,6 +186,37 @@ def parse_listen(spec: str, *, require_host: bool = False, what: str = "address"
         _check_host(host, spec, what)
     title = check_ae_title(aet, f"{what} {spec!r}: AE title")
     return AEAddress(title, host, _port(port_text, spec, what, allow_zero=True))
+
+
+class LocalAddress(NamedTuple):
+    """``-L``: our AE title, the local host to bind (None: any) and the port to listen on
+    (None: do not listen, only call from there)."""
+
+    ae_title: str
+    host: str | None
+    port: int | None
+
+
+def parse_local(spec: str, *, what: str = "-L") -> LocalAddress:
+    """The seed's ``-L aet[@host]`` (calling AE, local address) or ``aet[@host]:port``.
+
+    Without ``@`` a ``:port`` ends the spec (``ME:11113``); with it, the host may be
+    bracketed IPv6 (``ME@[::1]``).
+    """
+    aet, rest = _split_ae(spec)
+    if aet is None:
+        title_text, colon, port_text = rest.rpartition(":")
+        if not colon:
+            title_text, port_text = rest, ""
+        title = check_ae_title(title_text, f"{what} {spec!r}: AE title")
+        if not colon:
+            return LocalAddress(title, None, None)
+        return LocalAddress(title, None, _port(port_text, spec, what, allow_zero=True))
+    title = check_ae_title(aet, f"{what} {spec!r}: AE title")
+    host, maybe_port = _split_host_port(rest, spec, what)
+    _check_host(host, spec, what)
+    port = None if maybe_port is None else _port(maybe_port, spec, what, allow_zero=True)
+    return LocalAddress(title, host, port)
 
 
 def parse_host_port(

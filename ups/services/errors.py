@@ -16,7 +16,7 @@ Network failures stay ``ups.net.errors.NetError``: they come from the layer belo
 
 from __future__ import annotations
 
-from ups.dimse.status import StatusCategory, describe, status_info
+from ups.dimse.status import StatusCategory, describe, status_info, useful_comment
 from ups.errors import DicomError
 
 __all__ = ["AddressError", "ConfigError", "ServiceError", "UPSError", "UPSFailure"]
@@ -48,14 +48,19 @@ class ServiceError(UPSError):
 
 
 class UPSFailure(UPSError):
-    """The SCP answered with a failure status; ``status`` and ``meaning`` say which."""
+    """The SCP answered with a failure status; ``status`` and ``meaning`` say which.
+
+    The message is the meaning from our own status table, then the SCP's Error Comment
+    in parentheses when it adds something to it (``comment`` holds it as sent).
+    """
 
     def __init__(self, operation: str, status: int, comment: str | None = None) -> None:
         self.operation = operation
         self.status = status
         self.comment = comment
         self.meaning = describe(status)
-        detail = f" ({comment})" if comment else ""
+        useful = useful_comment(status, comment)
+        detail = f" ({useful})" if useful else ""
         super().__init__(f"{operation} failed: status {self.meaning}{detail}")
 
 

@@ -21,7 +21,9 @@ in one bounded FIFO (``buffer``); when it is full the association that filled it
 stops being read (``Association.pause_receiving``), so TCP pushes back on the sender
 instead of memory growing or events being dropped. A callback that raises earns
 Processing failure and the listener goes on; an unknown Event Type ID gets No such
-Event Type.
+Event Type, and an Affected SOP Instance UID that is not a UID (PS3.5 §9.1) Invalid SOP
+Instance (0117): such an event names a workitem nobody can address, so it is refused
+rather than reported; the sender learns so at once instead of a consumer downstream.
 
 Shutdown (:meth:`EventListener.stop`): stop accepting, stop reading, let the consumer
 take what was already read and answer it, then release every association. Reports
@@ -44,6 +46,8 @@ from ups.dimse.errors import DatasetError
 from ups.dimse.messages import CEchoRQ, CEchoRSP, NEventReportRQ, NEventReportRSP, Request
 from ups.dimse.responses import failure_response
 from ups.dimse.scanner import check_dataset, dataset_json
+from ups.dimse.status import INVALID_SOP_INSTANCE
+from ups.dimse.values import uid_problem
 from ups.net.association import DEFERRED, Association, HandlerResult, RequestContext
 from ups.net.server import Server, serve
 from ups.pdu.fastinit import fast_new
@@ -297,6 +301,10 @@ class EventListener(EventQueue):
             return event_response(
                 request, NO_SUCH_EVENT_TYPE, f"no UPS event type {request.event_type_id}"
             )
+        problem = uid_problem(request.affected_sop_instance_uid)
+        if problem is not None:
+            self.stats.refused += 1
+            return event_response(request, INVALID_SOP_INSTANCE, f"(0000,1000) {problem}")
         if self._closing:
             self.stats.refused += 1
             return event_response(request, PROCESSING_FAILURE, "listener is shutting down")

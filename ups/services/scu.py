@@ -61,6 +61,7 @@ from ups.services.uids import (
 
 __all__ = [
     "Connecting",
+    "Matches",
     "SCUOptions",
     "UPSClient",
     "UPSFailure",
@@ -183,6 +184,9 @@ class SCUOptions:
     config: AssociationConfig = field(default_factory=AssociationConfig)
     user_identity: UserIdentityRQ | None = None
     find_priority: int = PRIORITY_MEDIUM
+    local_host: str | None = None
+    """The local address the association is opened from (the seed's ``-L aet@host``);
+    None lets the system choose."""
 
 
 def _families(family: Family) -> tuple[UPSFamily, ...]:
@@ -208,6 +212,36 @@ def proposed_contexts(options: SCUOptions) -> list[tuple[str, Sequence[str]]]:
                 contexts.append((uid, options.transfer_syntaxes))
     contexts.append((VERIFICATION, options.transfer_syntaxes))
     return contexts
+
+
+class Matches:
+    """What :meth:`UPSClient.find` returns: an async iterator over the matches alone.
+
+    ``final`` is the final response (Success) once the iteration is over, None before.
+    """
+
+    __slots__ = ("_responses", "final")
+
+    def __init__(self, responses: AsyncIterator[UPSResult]) -> None:
+        self._responses = responses
+        self.final: UPSResult | None = None
+
+    def __aiter__(self) -> Matches:
+        return self
+
+    async def __anext__(self) -> UPSResult:
+        result = await anext(self._responses)
+        if status_info(result.status).is_pending:
+            return result
+        self.final = result
+        await self.aclose()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Stop early (as ``break`` does once the iterator is collected)."""
+        aclose = getattr(self._responses, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class UPSClient:
@@ -331,8 +365,13 @@ class UPSClient:
         response = await self.association.request(request, context.context_id)
         return self._result("get", response, context, iuid)
 
-    async def find(self, query: Dataset, priority: int | None = None) -> AsyncIterator[UPSResult]:
-        """C-FIND: yields each match (status Pending), then the final result."""
+    def find(self, query: Dataset, priority: int | None = None) -> Matches:
+        """C-FIND: ``async for match in scu.find(query)`` yields each match (status
+        Pending, with its data set); the final response is not a match, it is
+        ``.final`` once the loop ended. A failure or cancel status raises ``UPSFailure``."""
+        return Matches(self._find(query, priority))
+
+    async def _find(self, query: Dataset, priority: int | None) -> AsyncIterator[UPSResult]:
         context, _ = self._context("find")
         association = self.association
         request = CFindRQ(
@@ -471,7 +510,8 @@ class Connecting:
             options.config,
             user_identity=options.user_identity,
         )
-        association = await open_association(host, port, rq, options.config)
+        local = None if options.local_host is None else (options.local_host, 0)
+        association = await open_association(host, port, rq, options.config, local_address=local)
         return UPSClient(association, options)
 
     def __await__(self) -> Generator[Any, None, UPSClient]:

@@ -49,11 +49,15 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 @contextmanager
-def reference_scp(tmp_path: Path, listen_port: int) -> Iterator[int]:
-    """Our ``dcmups scp``, knowing AE PROBE at ``listen_port``; yields its port."""
+def reference_scp(tmp_path: Path, listen_port: int, *extra: str) -> Iterator[int]:
+    """Our ``dcmups scp``, knowing AE PROBE at ``listen_port``; yields its port.
+
+    ``extra`` options go on its command line (``--retain 0``).
+    """
     argv = [
         sys.executable, "-m", "ups", "scp", f"{SCP_AE}@127.0.0.1:0",
         "--db", str(tmp_path / "ups.sqlite"), "--ae", f"{PROBE_AE}=127.0.0.1:{listen_port}",
+        *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(
         argv,

@@ -25,9 +25,11 @@ def dcmups(*argv: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str
 
 
 def test_json_lines_report_and_exit_status(tmp_path: Path) -> None:
+    """Against our SCP run with ``--retain 0`` (finished workitems purged at once, as
+    before issue 12), exactly the retained cells fail, and the probe exits 1."""
     listen = free_port()
     report = tmp_path / "probe.md"
-    with reference_scp(tmp_path, listen) as port:
+    with reference_scp(tmp_path, listen, "--retain", "0") as port:
         done = dcmups(
             f"{SCP_AE}@127.0.0.1:{port}",
             "--aet", PROBE_AE,
@@ -35,7 +37,7 @@ def test_json_lines_report_and_exit_status(tmp_path: Path) -> None:
             "--only", "association,state",
             "--json", "--report", str(report), "-q", "--event-timeout", "2",
         )  # fmt: skip
-    assert done.returncode == 1, done.stderr  # the issue-12 retention cells
+    assert done.returncode == 1, done.stderr  # the retention cells
     assert done.stderr == ""  # -q, and no library warning either
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert {row["group"] for row in rows} == {"association", "state", "cleanup"}

@@ -1,10 +1,10 @@
 """``dcmups probe`` against this project's ``dcmups scp``, a child process on 127.0.0.1.
 
-Every check passes except the deviations issue 12 will fix: finished workitems are
-purged at once (a repeated COMPLETED gets C307 instead of the B306 warning, an N-SET
-after completion C307 instead of C300, N-GET of the UPS just completed fails) and
-malformed UIDs are accepted. The test asserts that exactly those fail, so it flips
-(and this set must shrink) when issue 12 lands.
+Nothing fails. Issue 12 made the last five checks pass: finished workitems are kept for
+the retention window (a repeated COMPLETED gets the B306 warning, an N-SET after
+completion C300, N-GET of the UPS just completed its final state) and malformed UIDs are
+refused (0117, 0106) and not stored. Issue 17 made duplicate Message IDs 0210. One
+documented warning remains.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from ups.services.probe import Verdict, selected_checks
 
 pytestmark = pytest.mark.timeout(120)
 
-ISSUE_12 = {
-    # Finished workitems vanish at once (issue 12, finding 1).
-    "state.retained.complete-again",  # C307, not B306
-    "state.retained.set-after-complete",  # C307, not C300
-    "state.retained.get-after-complete",  # C307, not 0000 COMPLETED
-    # Invalid UIDs are accepted and stored (issue 12, finding 2).
-    "robustness.malformed-uid.create",
-    "robustness.malformed-uid.transaction",
+RETAINED = {
+    "state.retained.complete-again",  # B306, not C307
+    "state.retained.set-after-complete",  # C300, not C307
+    "state.retained.get-after-complete",  # 0000 COMPLETED, not C307
 }
-"""Expected deviations: the checks issue 12 will make pass."""
+"""The checks of a finished workitem without a Deletion Lock (issue 12, finding 1)."""
+
+MALFORMED_UIDS = {"robustness.malformed-uid.create", "robustness.malformed-uid.transaction"}
+"""Invalid UIDs refused and not stored (issue 12, finding 2)."""
 
 DOCUMENTED_WARNINGS = {
     # An N-GET naming UPS Pull (not Push) as Requested SOP Class is served: lenient.
@@ -46,20 +45,19 @@ PASSES_SINCE_ISSUE_17 = {
 }
 
 
-def test_reference_scp_passes_all_but_issue_12(tmp_path: Path) -> None:
+def test_reference_scp_fails_no_check(tmp_path: Path) -> None:
     listen = free_port()
     report = tmp_path / "report.md"
     with reference_scp(tmp_path, listen) as port:
         opts = options(port, listen_port=listen, hostile=True, report=report)
         status, run, out = run_probe(opts)
     assert len(run.results) == len(selected_checks(opts)) + 1  # and the cleanup
-    assert by_verdict(run, Verdict.FAIL) == ISSUE_12
+    assert by_verdict(run, Verdict.FAIL) == set()
     assert by_verdict(run, Verdict.WARN) == DOCUMENTED_WARNINGS
     assert by_verdict(run, Verdict.NA) == set()
-    assert status == 1  # the issue-12 failures; 0 once it lands
+    assert status == 0
     passed = by_verdict(run, Verdict.PASS)
-    assert "cleanup.final-state" in passed
-    assert PASSES_SINCE_ISSUE_17 <= passed
+    assert RETAINED | MALFORMED_UIDS | PASSES_SINCE_ISSUE_17 | {"cleanup.final-state"} <= passed
     header = [cell.strip() for cell in out.splitlines()[0].split("|")]
     assert header == ["check", "reference", "expected", "observed", "verdict"]
     text = report.read_text()
@@ -69,28 +67,30 @@ def test_reference_scp_passes_all_but_issue_12(tmp_path: Path) -> None:
 
 
 def test_reference_scp_without_hostile_checks(tmp_path: Path) -> None:
-    """The default run leaves the robustness group out; only the retention cells fail."""
+    """The default run leaves the robustness group out; nothing fails there either."""
     listen = free_port()
     with reference_scp(tmp_path, listen) as port:
         opts = options(port, listen_port=listen, only=frozenset({"association", "state"}))
         status, run, _ = run_probe(opts)
     assert {r.group for r in run.results} == {"association", "state", "cleanup"}
-    assert by_verdict(run, Verdict.FAIL) == {n for n in ISSUE_12 if n.startswith("state.")}
-    assert status == 1
+    assert by_verdict(run, Verdict.FAIL) == set()
+    assert RETAINED <= by_verdict(run, Verdict.PASS)
+    assert status == 0
 
 
 def test_an_scp_that_does_not_know_the_probe_gives_no_false_failures(tmp_path: Path) -> None:
     """The SCP knows AE PROBE, the probe calls itself STRANGER: every subscription gets
-    C308, so no Deletion Lock and no event. What needs them is n/a, nothing else fails."""
+    C308, so no Deletion Lock and no event. What needs them is n/a, nothing fails: a
+    finished UPS without a lock is still there for the retention window."""
     listen = free_port()
     with reference_scp(tmp_path, listen) as port:
         opts = options(port, calling_ae="STRANGER", hostile=True)
         status, run, _ = run_probe(opts)
-    assert by_verdict(run, Verdict.FAIL) == ISSUE_12
+    assert by_verdict(run, Verdict.FAIL) == set()
     not_applicable = by_verdict(run, Verdict.NA)
     assert {name for name in not_applicable if name.startswith("events.")} == {
         check.name for check in selected_checks(opts) if check.group == "events"
     }
-    assert "state.complete@completed" in not_applicable  # purged: no lock to hold it
+    assert "state.complete@completed" not in not_applicable  # retained without a lock
     assert "contexts.subscribe@watch" in not_applicable
-    assert status == 1
+    assert status == 0

@@ -229,7 +229,12 @@ async def test_create_claim_update_complete(
     assert status == 0 and got is not None
     assert got.ProcedureStepState == "COMPLETED" and "TransactionUID" not in got
     assert await pn.action(4, iuid, watch("PYLISTEN"), UPS_WATCH) == 0
-    assert (await pn.get(iuid, []))[0] == 0xC307
+    # No lock holds it now; the retention window does (issue 12): the performer's retry
+    # of its COMPLETED is the B306 warning, N-SET is C300, N-GET shows the final state.
+    assert await pn.action(1, iuid, state("COMPLETED", tuid), UPS_PULL) == 0xB306
+    assert await pn.set(iuid, with_tuid(progress(100), tuid)) == 0xC300
+    status, got = await pn.get(iuid, [0x00741000])
+    assert status == 0 and got is not None and got.ProcedureStepState == "COMPLETED"
 
 
 async def test_subscribe_unsubscribe_global(

@@ -262,19 +262,21 @@ async def test_full_workflow_with_events(scp: UPSSCP, receiver: EventReceiver) -
             events[1].info.ProcedureStepProgressInformationSequence[0].ProcedureStepProgress == 50
         )
         assert events[2].info.ProcedureStepState == "COMPLETED"
-        # the deletion lock keeps the COMPLETED UPS; unsubscribing releases it
+        # the deletion lock keeps the COMPLETED UPS; once released, the retention window
         assert (await scu.get(iuid)).dataset.ProcedureStepState == "COMPLETED"  # type: ignore[union-attr]
         await scu.unsubscribe("WATCHER", iuid)
-        with pytest.raises(UPSFailure) as info:
-            await scu.get(iuid)
-        assert info.value.status == 0xC307
+        assert (await scu.get(iuid)).dataset.ProcedureStepState == "COMPLETED"  # type: ignore[union-attr]
     # a burst of events travelled on one association
     assert receiver.associations == 1
 
 
-async def test_completed_without_lock_is_purged(scp: UPSSCP) -> None:
+async def test_without_retention_a_finished_ups_without_lock_is_purged(tmp_path: Path) -> None:
+    """``retain=0`` (``--retain 0``): the former behaviour, purged as soon as nothing holds it."""
     tuid = str(generate_uid())
-    async with await client(scp.port) as scu:
+    async with (
+        UPSSCP(scp_options(tmp_path / "ups.db", {}, retain=0)) as scp,
+        await client(scp.port) as scu,
+    ):
         iuid = (await scu.create()).iuid
         assert iuid is not None
         await scu.change_state(iuid, "IN PROGRESS", tuid)
@@ -447,9 +449,11 @@ async def test_find_matches_and_return_keys(scp: UPSSCP) -> None:
         query.ProcedureStepState = ""
         query.SOPInstanceUID = ""
         query.TransactionUID = ""
-        results = [r async for r in scu.find(query)]
-        assert [r.status for r in results] == [0xFF00, 0xFF00, 0x0000]
-        for r in results[:2]:
+        matches = scu.find(query)
+        results = [r async for r in matches]
+        assert [r.status for r in results] == [0xFF00, 0xFF00]
+        assert matches.final is not None and matches.final.status == 0x0000
+        for r in results:
             assert r.dataset is not None
             assert r.dataset.ProcedureStepLabel == "A"
             assert r.dataset.ProcedureStepState == "SCHEDULED"

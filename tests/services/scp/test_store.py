@@ -208,11 +208,11 @@ def test_deletion_lock(store: SQLiteStore) -> None:
     store.modify_workitem(
         "1.2.1", lambda cur: check_change_state(cur, "IN PROGRESS", "1.9.1"), now=T0
     )
-    assert store.purge_final() == []
+    assert store.purge_finished(T0 + 1e9) == []
     assert not store.delete_workitem("1.2.1")
     store.subscribe("W", "1.2.1", deletion_lock=False, now=T0)
     assert not store.is_locked("1.2.1")
-    assert store.purge_final() == []  # not final yet
+    assert store.purge_finished(T0 + 1e9) == []  # not final yet
     assert store.delete_workitem("1.2.1")
     assert store.get_workitem("1.2.1") is None
 

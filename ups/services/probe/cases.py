@@ -50,6 +50,8 @@ class CaseRun:
     state_status: int | None = None
     locked: bool = False
     """Whether the probe held a Deletion Lock on the UPS (the case asked, the SCP agreed)."""
+    comment: str | None = None
+    """The Error Comment (0000,0902) of the answer, when it had one."""
 
 
 def cancel_request(requesting_ae: str) -> Dataset:
@@ -87,15 +89,16 @@ async def run_case(ctx: ProbeContext, case: StatusCase) -> CaseRun:
             raise NotApplicable(f"the {case.start} UPS is gone; no Deletion Lock was granted")
     answer = await _send(ctx, case, item)
     status, locked = answer.status, item.locked
+    comment = getattr(answer.response, "error_comment", None)
     if case.action is RequestKind.GET and case.then is not None:
         state = None
         if answer.dataset is not None and "ProcedureStepState" in answer.dataset:
             state = str(answer.dataset.ProcedureStepState)
-        return CaseRun(status, state, status, locked)
+        return CaseRun(status, state, status, locked, comment)
     if case.then is None:
-        return CaseRun(status, locked=locked)
+        return CaseRun(status, locked=locked, comment=comment)
     state_status, state = await ctx.session.state_of(item.iuid)
-    return CaseRun(status, state, state_status, locked)
+    return CaseRun(status, state, state_status, locked, comment)
 
 
 async def _send(ctx: ProbeContext, case: StatusCase, item: Tracked) -> Answer:

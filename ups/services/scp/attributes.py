@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -39,6 +40,7 @@ __all__ = [
     "check_create",
     "check_final_state",
     "check_set",
+    "facts_comment",
     "fail",
     "final_state_problems",
     "format_dt",
@@ -50,9 +52,35 @@ __all__ = [
 ]
 
 
+def facts_comment(*facts: str, prefix: str = "", sep: str = "; ") -> str:
+    """An Error Comment (LO: 64 characters) of ``prefix`` and as many ``facts`` as fit.
+
+    The facts that do not fit are counted (``+2 more``); a first fact too long on its
+    own is cut with ``...``. The status carries the meaning, the comment the facts
+    (tags, counts, values), so a comment never repeats the meaning.
+    """
+    text = prefix
+    for index, fact in enumerate(facts):
+        left = len(facts) - index - 1
+        more = f" +{left} more" if left else ""
+        joined = text + (sep if index else "") + fact
+        if len(joined) + len(more) <= MAX_ERROR_COMMENT:
+            text = joined
+            continue
+        if index == 0:
+            room = MAX_ERROR_COMMENT - len(more) - 3
+            return (joined[:room] + "..." + more)[:MAX_ERROR_COMMENT]
+        return text + f" +{left + 1} more"
+    return text[:MAX_ERROR_COMMENT]
+
+
 def fail(status: Status, detail: str = "") -> ServiceError:
-    """The refusal to raise: ``detail`` (the facts), else the status's meaning, as comment."""
-    return ServiceError(status, (detail or status.meaning)[:MAX_ERROR_COMMENT])
+    """The refusal to raise: ``detail`` (the facts) as comment, none when there are none.
+
+    The meaning is the status's own (the peer has the table); repeating it as comment
+    would only cut it at 64 characters.
+    """
+    return ServiceError(status, facts_comment(detail) if detail else "")
 
 
 # --------------------------------------------------------------------------- Table CC.2.5-3
@@ -209,7 +237,7 @@ def check_create(
     if not state:
         raise fail(Status.MISSING_ATTRIBUTE_VALUE, "Procedure Step State (0074,1000) empty")
     if state != ProcedureStepState.SCHEDULED:
-        raise fail(Status.UPS_CREATE_NOT_SCHEDULED)
+        raise fail(Status.UPS_CREATE_NOT_SCHEDULED, f"(0074,1000) is {state!r}")
     for keyword, allowed in _CREATE_TYPE1.items():
         if keyword not in dataset:
             raise fail(Status.MISSING_ATTRIBUTE, f"{keyword} missing")
@@ -264,7 +292,7 @@ def check_set(
     state = state_of(current)
     tuid = (transaction_uid or "").strip()
     if state in (ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED):
-        raise fail(Status.UPS_MAY_NO_LONGER_BE_UPDATED)
+        raise fail(Status.UPS_MAY_NO_LONGER_BE_UPDATED, f"the UPS is {state.value}")
     if state == ProcedureStepState.IN_PROGRESS and tuid != text_of(current, "TransactionUID"):
         raise fail(Status.UPS_WRONG_TRANSACTION_UID)
     if state == ProcedureStepState.SCHEDULED and tuid:
@@ -333,8 +361,27 @@ def final_state_problems(workitem: Dataset, target: ProcedureStepState) -> list[
 
 
 def check_final_state(workitem: Dataset, target: ProcedureStepState) -> None:
-    """Raise C304 naming the first missing attributes when ``target`` is not allowed."""
+    """Raise C304 naming the missing attributes by tag when ``target`` is not allowed.
+
+    An attribute inside a sequence that is missing altogether is not named again: the
+    sequence is. E.g. ``missing 2: (0074,1216) (0040,4018)`` or, when the sequence is
+    there but lacks some, ``missing 1: (0074,1216)>(0040,4050)``.
+    """
     problems = final_state_problems(workitem, target)
     if problems:
-        names = ", ".join(p.rpartition(">")[2] for p in problems)
-        raise fail(Status.UPS_FINAL_STATE_NOT_MET, f"missing: {names}")
+        outer = {p for p in problems if ">" not in p}
+        inner = [p for p in problems if ">" in p and p.partition(">")[0] not in outer]
+        shown = [_tag_path(p) for p in [*sorted(outer, key=problems.index), *inner]]
+        raise fail(
+            Status.UPS_FINAL_STATE_NOT_MET,
+            facts_comment(*shown, prefix=f"missing {len(shown)}: ", sep=" "),
+        )
+
+
+def _tag_path(path: str) -> str:
+    return ">".join(_tag_text(keyword) for keyword in path.split(">"))
+
+
+def _tag_text(keyword: str) -> str:
+    tag = tag_for_keyword(keyword)
+    return keyword if tag is None else f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

@@ -33,12 +33,17 @@ from ups.services.settings import DEFAULT_WINDOW
 from ups.services.uids import DEFAULT_TRANSFER_SYNTAXES
 
 __all__ = [
+    "DEFAULT_RETAIN",
     "RemoteAE",
     "SCPOptions",
     "ae_table",
     "load_ae_file",
     "parse_ae",
 ]
+
+
+DEFAULT_RETAIN = 3600.0
+"""One hour: a performer's retry, a late N-GET and the day's C-FIND all fit in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,9 @@ class SCPOptions:
     """User Identity check (``--users``); None accepts any identity or none (else RJ 1/1/1)."""
     scan_limits: ScanLimits = DEFAULT_SCAN_LIMITS
     """What one received data set may cost (``--limits``); beyond it Resource limitation."""
+    retain: float = DEFAULT_RETAIN
+    """Seconds a COMPLETED or CANCELED workitem is kept after it finished (``--retain``),
+    and beyond that while a Deletion Lock holds it; 0 purges it as soon as none does."""
 
 
 def parse_ae(spec: str) -> RemoteAE:

@@ -22,8 +22,10 @@ No such Action (PS3.7 Annex C).  Final and Trial UIDs are served alike.
 Acknowledged means durable: every handler runs its store call on the store's one
 worker thread and builds the response only after that call has committed, so a
 kill -9 loses nothing that was answered with success.  N-GET never returns the
-Transaction UID (CC.2.7.3).  COMPLETED and CANCELED workitems are purged as soon
-as no deletion lock holds them (CC.2.1.3).
+Transaction UID (CC.2.7.3).  COMPLETED and CANCELED workitems are kept for
+``SCPOptions.retain`` seconds and while a Deletion Lock holds them, then purged
+(:mod:`ups.services.scp.retention`), so Table CC.1.1-2's answers for a finished UPS
+(B306, C300, N-GET of the final state) hold for a performer's retry.
 
 Event reports (CC.2.4.3) are queued by the store in the same transaction as the
 change that causes them and delivered by :mod:`ups.services.scp.delivery`.  On start
@@ -46,7 +48,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 import ups
-from ups.dimse.datasets import decode_dataset, encode_dataset
+from ups.dimse.datasets import encode_dataset
 from ups.dimse.errors import DimseError
 from ups.dimse.messages import (
     CFindRQ,
@@ -74,6 +76,7 @@ from ups.services.scp.config import SCPOptions
 from ups.services.scp.delivery import EventDispatcher
 from ups.services.scp.matching import TRANSACTION_UID, select_return_keys
 from ups.services.scp.reports import EventReport, scp_status_change
+from ups.services.scp.retention import Retention
 from ups.services.scp.sqlitestore import SQLiteStore
 from ups.services.scp.store import GLOBAL_UIDS, Store
 from ups.services.scp.upsstate import (
@@ -81,6 +84,12 @@ from ups.services.scp.upsstate import (
     Transition,
     check_change_state,
     check_request_cancel,
+)
+from ups.services.scp.validation import (
+    AFFECTED,
+    REQUESTED,
+    check_instance_uid,
+    decode_checked,
 )
 from ups.services.uids import (
     FAMILIES,
@@ -148,6 +157,7 @@ class UPSSCP:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ups-store")
         self._server: Server | None = None
         self._dispatcher: EventDispatcher | None = None
+        self._retention: Retention | None = None
         self.finds_cancelled = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -161,6 +171,11 @@ class UPSSCP:
     def events(self) -> EventDispatcher:
         assert self._dispatcher is not None, "the SCP is not started"
         return self._dispatcher
+
+    @property
+    def retention(self) -> Retention:
+        assert self._retention is not None, "the SCP is not started"
+        return self._retention
 
     @property
     def port(self) -> int:
@@ -196,10 +211,15 @@ class UPSSCP:
 
     async def start(self) -> None:
         """Open the store, announce the restart, listen, start delivering events."""
-        if self._store is None:
-            self._store = await self._db(SQLiteStore, self.options.db)
+        try:
+            if self._store is None:
+                self._store = await self._db(SQLiteStore, self.options.db)
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            raise
         store = self._store
-        await self._db(store.purge_final)
+        self._retention = Retention(store, self._db, self.options.retain)
+        await self._retention.sweep()
         if self.options.announce_status:
             await self._announce("RESTARTED")
         handlers = {uid: self._handle for family in FAMILIES for uid in family.uids}
@@ -242,6 +262,8 @@ class UPSSCP:
                 except DicomError:
                     log.exception("announcing shutdown failed")
             await self._dispatcher.stop()
+        if self._retention is not None:
+            await self._retention.close()
         if self._store is not None and self._store_given is None:
             await self._db(self._store.close)
         self._executor.shutdown(wait=True)
@@ -275,6 +297,7 @@ class UPSSCP:
         try:
             if isinstance(request, NCreateRQ):
                 return await self._create(request, ctx, family)
+            check_instance_uid(getattr(request, "requested_sop_instance_uid", ""), REQUESTED)
             requested = getattr(request, "requested_sop_class_uid", "")
             if requested not in family:
                 raise ServiceError(
@@ -291,13 +314,23 @@ class UPSSCP:
         except DimseError as exc:
             return failure_response(request, exc.status, str(exc))
 
-    async def _decode(self, raw: bytes | None, ctx: RequestContext) -> Dataset:
-        """Decode off the event loop: a data set within every scanner limit can still take
-        pydicom most of a second, and other associations must not wait for it."""
+    async def _decode(
+        self,
+        raw: bytes | None,
+        ctx: RequestContext,
+        status: Status = Status.INVALID_ATTRIBUTE_VALUE,
+        *,
+        query: bool = False,
+        terms: bool = True,
+    ) -> Dataset:
+        """Decode and check off the event loop: a data set within every scanner limit can
+        still take pydicom most of a second, and other associations must not wait for it.
+        An invalid value is refused with ``status`` (:mod:`ups.services.scp.validation`)."""
         if not raw:
             return Dataset()
         limits = self.options.scan_limits
-        return await self._db(decode_dataset, raw, ctx.context.transfer_syntax, limits)
+        syntax = ctx.context.transfer_syntax
+        return await self._db(decode_checked, raw, syntax, limits, status, query=query, terms=terms)
 
     # ------------------------------------------------------------------ N-CREATE / N-SET / N-GET
 
@@ -306,6 +339,8 @@ class UPSSCP:
             raise ServiceError(
                 Status.NO_SUCH_SOP_CLASS, f"{rq.affected_sop_class_uid} is not UPS Push"
             )
+        if rq.affected_sop_instance_uid:
+            check_instance_uid(rq.affected_sop_instance_uid, AFFECTED)
         ds = await self._decode(rq.dataset, ctx)
         iuid = rq.affected_sop_instance_uid or _text(ds, "SOPInstanceUID") or str(generate_uid())
         if iuid in GLOBAL_UIDS:
@@ -364,7 +399,8 @@ class UPSSCP:
             raise ServiceError(
                 Status.NO_SUCH_ACTION, f"action type {action} is not part of UPS {role}"
             )
-        ds = await self._decode(rq.dataset, ctx)
+        subscribing = action == ActionType.SUBSCRIBE  # a filtered one's keys match as in C-FIND
+        ds = await self._decode(rq.dataset, ctx, query=subscribing, terms=False)
         iuid = rq.requested_sop_instance_uid
         status = 0
         if action == ActionType.CHANGE_STATE:
@@ -376,7 +412,7 @@ class UPSSCP:
             await self._subscribe(iuid, ds)
         elif action == ActionType.UNSUBSCRIBE:
             await self._db(self.store.unsubscribe, self._receiving_ae(ds, known=False), iuid)
-            await self._db(self.store.purge_final)
+            await self.retention.sweep()  # a Deletion Lock may have gone
         else:
             if iuid not in GLOBAL_UIDS:
                 raise ServiceError(
@@ -425,7 +461,7 @@ class UPSSCP:
 
     async def _after_change(self, new_state: ProcedureStepState, queued: bool) -> None:
         if new_state in _FINAL_STATES:
-            await self._db(self.store.purge_final)
+            await self.retention.sweep()
         if queued:
             self.events.kick()
 
@@ -462,6 +498,8 @@ class UPSSCP:
         )
         if queued:
             self.events.kick()
+        if lock_text == "FALSE":
+            await self.retention.sweep()  # it may have replaced a Deletion Lock
 
     # ------------------------------------------------------------------ C-FIND
 
@@ -469,7 +507,9 @@ class UPSSCP:
         sop_class = rq.affected_sop_class_uid
         syntax = ctx.context.transfer_syntax
         try:
-            query = await self._decode(rq.dataset, ctx)
+            query = await self._decode(
+                rq.dataset, ctx, Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, query=True
+            )
             found: list[Dataset] = await self._db(self.store.find_workitems, query)
         except (ServiceError, DimseError) as exc:
             comment = exc.comment if isinstance(exc, ServiceError) else str(exc)

@@ -3,6 +3,13 @@
 What it promises is the store's contract (:mod:`ups.services.scp.store`): a method that
 returned is on disk, events are queued in the transaction of their cause, one claim
 wins, and time is an argument.
+
+Retention: the ``finished`` column holds when a UPS reached COMPLETED or CANCELED (the
+caller's ``now``), NULL before; an index on it lets :meth:`SQLiteStore.next_purge` find
+the oldest finished UPS that no Deletion Lock holds without scanning, and
+:meth:`SQLiteStore.purge_finished` delete those finished before a time. A database of
+schema version 1 gains the column on open; its finished UPSs (which only a Deletion
+Lock kept) count as finished long ago, so they go as soon as nothing holds them.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from ups.dimse.status import Status
-from ups.services.errors import ServiceError
+from ups.services.errors import ConfigError, ServiceError
 from ups.services.scp.matching import matches
 from ups.services.scp.reports import EventReport, state_report
 from ups.services.scp.store import (
@@ -32,6 +39,12 @@ from ups.services.uids import UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE, EventTy
 __all__ = ["SQLiteStore"]
 
 _FINAL_STATES = ("COMPLETED", "CANCELED")
+_FINISHED = "CASE WHEN ? THEN COALESCE(finished, ?) END"
+"""The ``finished`` column after a write (parameters: the new state is final, now): when
+the UPS first became final, NULL while it is not. (An UPDATE sees the old row's state.)"""
+_UNLOCKED = (
+    "NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.iuid = w.iuid AND s.deletion_lock = 1)"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workitems (
@@ -42,7 +55,8 @@ CREATE TABLE IF NOT EXISTS workitems (
     priority TEXT NOT NULL DEFAULT '',
     patient_id TEXT NOT NULL DEFAULT '',
     worklist_label TEXT NOT NULL DEFAULT '',
-    dataset BLOB NOT NULL
+    dataset BLOB NOT NULL,
+    finished REAL
 );
 CREATE INDEX IF NOT EXISTS workitems_state ON workitems(state);
 CREATE INDEX IF NOT EXISTS workitems_sps_start ON workitems(sps_start);
@@ -70,7 +84,11 @@ CREATE TABLE IF NOT EXISTS event_queue (
 );
 CREATE INDEX IF NOT EXISTS event_queue_ae ON event_queue(ae_title, id);
 CREATE INDEX IF NOT EXISTS event_queue_next ON event_queue(next_attempt);
-PRAGMA user_version = 1;
+"""
+_SCHEMA_VERSION = 2
+_INDEXES_V2 = """
+CREATE INDEX IF NOT EXISTS workitems_finished ON workitems(finished)
+    WHERE finished IS NOT NULL;
 """
 
 
@@ -96,14 +114,38 @@ class SQLiteStore:
     """:class:`Store` on one SQLite file (WAL, ``synchronous=FULL``)."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open (or create) the database at ``path``.
+
+        A path that cannot be opened, or a file that is not an SQLite database, raises
+        :class:`~ups.services.errors.ConfigError` in one line: it is a local setting.
+        """
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise ConfigError(f"database {str(path)!r}: {exc}") from None
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise ConfigError(f"database {str(path)!r}: {exc}") from None
+
+    def _migrate(self) -> None:
+        """Bring a version-1 database to version 2: the ``finished`` column and its index."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(workitems)")}
+        with self._tx() as db:
+            if "finished" not in columns:
+                db.execute("ALTER TABLE workitems ADD COLUMN finished REAL")
+                db.execute("UPDATE workitems SET finished = 0 WHERE state IN (?, ?)", _FINAL_STATES)
+            for statement in filter(None, (x.strip() for x in _INDEXES_V2.split(";"))):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -143,9 +185,7 @@ class SQLiteStore:
                     (iuid, *self._columns(dataset), encode_dataset(dataset)),
                 )
             except sqlite3.IntegrityError:
-                raise ServiceError(
-                    Status.DUPLICATE_SOP_INSTANCE, "Duplicate SOP Instance"
-                ) from None
+                raise ServiceError(Status.DUPLICATE_SOP_INSTANCE) from None
             rows = db.execute(
                 "SELECT ae_title, deletion_lock, match_keys FROM subscriptions"
                 " WHERE iuid = '' AND suspended = 0"
@@ -169,6 +209,10 @@ class SQLiteStore:
             _text(ds, "PatientID"),
             _text(ds, "WorklistLabel"),
         )
+
+    @staticmethod
+    def _finished(ds: Dataset, now: float) -> tuple[bool, float]:
+        return _text(ds, "ProcedureStepState") in _FINAL_STATES, now
 
     def get_workitem(self, iuid: str) -> Dataset | None:
         """The stored UPS (with its Transaction UID: strip it before N-GET, CC.2.7.3)."""
@@ -195,11 +239,12 @@ class SQLiteStore:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE workitems SET state=?, transaction_uid=?, sps_start=?, priority=?,"
-                " patient_id=?, worklist_label=?, dataset=?"
+                f" patient_id=?, worklist_label=?, dataset=?, finished={_FINISHED}"
                 " WHERE iuid=? AND state=? AND transaction_uid=?",
                 (
                     *self._columns(dataset),
                     encode_dataset(dataset),
+                    *self._finished(dataset, now),
                     iuid,
                     expected_state,
                     expected_transaction_uid,
@@ -226,8 +271,14 @@ class SQLiteStore:
             if outcome.dataset is not None and row is not None:
                 db.execute(
                     "UPDATE workitems SET state=?, transaction_uid=?, sps_start=?, priority=?,"
-                    " patient_id=?, worklist_label=?, dataset=? WHERE iuid=?",
-                    (*self._columns(outcome.dataset), encode_dataset(outcome.dataset), iuid),
+                    f" patient_id=?, worklist_label=?, dataset=?, finished={_FINISHED}"
+                    " WHERE iuid=?",
+                    (
+                        *self._columns(outcome.dataset),
+                        encode_dataset(outcome.dataset),
+                        *self._finished(outcome.dataset, now),
+                        iuid,
+                    ),
                 )
             self._enqueue(db, outcome.events, now)
             return outcome
@@ -299,19 +350,29 @@ class SQLiteStore:
             db.execute("DELETE FROM subscriptions WHERE iuid = ?", (iuid,))
             return gone == 1
 
-    def purge_final(self) -> list[str]:
-        """Delete every COMPLETED or CANCELED UPS no deletion lock holds; their UIDs."""
+    def purge_finished(self, before: float) -> list[str]:
+        """Delete every COMPLETED or CANCELED UPS finished at or before ``before`` that no
+        Deletion Lock holds, with its subscriptions; their UIDs (oldest first)."""
         with self._tx() as db:
             rows = db.execute(
-                "SELECT iuid FROM workitems w WHERE state IN (?, ?) AND NOT EXISTS"
-                " (SELECT 1 FROM subscriptions s WHERE s.iuid = w.iuid AND s.deletion_lock = 1)",
-                _FINAL_STATES,
+                "SELECT iuid FROM workitems w WHERE finished IS NOT NULL AND finished <= ?"
+                f" AND {_UNLOCKED} ORDER BY finished",
+                (before,),
             ).fetchall()
             uids = [r[0] for r in rows]
             for iuid in uids:
                 db.execute("DELETE FROM workitems WHERE iuid = ?", (iuid,))
                 db.execute("DELETE FROM subscriptions WHERE iuid = ?", (iuid,))
             return uids
+
+    def next_purge(self) -> float | None:
+        """When the oldest finished UPS no Deletion Lock holds was finished (None: none)."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT finished FROM workitems w WHERE finished IS NOT NULL AND {_UNLOCKED}"
+                " ORDER BY finished LIMIT 1"
+            ).fetchone()
+        return None if row is None else float(row[0])
 
     # ------------------------------------------------------------------ subscriptions
 

@@ -30,6 +30,11 @@ applies their decisions atomically:
   them all.  Initial UPS State Reports go to the subscriber on a specific
   subscription and, for a global subscription with lock, for every UPS
   (CC.2.4.3).
+* **Finished workitems are kept, then purged.**  A store records when a UPS became
+  COMPLETED or CANCELED (the ``now`` of that change, so it survives a restart);
+  :meth:`Store.next_purge` says when the oldest one no Deletion Lock holds finished,
+  and :meth:`Store.purge_finished` deletes those finished before a time.  The SCP
+  decides the retention window and runs the one timer (:mod:`ups.services.scp.retention`).
 * **Time is an argument** (seconds since the epoch, as the caller's clock says);
   nothing here reads a clock.
 
@@ -142,7 +147,8 @@ class Store(Protocol):
     def find_workitems(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]: ...
     def delete_workitem(self, iuid: str) -> bool: ...
     def is_locked(self, iuid: str) -> bool: ...
-    def purge_final(self) -> list[str]: ...
+    def purge_finished(self, before: float) -> list[str]: ...
+    def next_purge(self) -> float | None: ...
     def subscribe(
         self,
         ae_title: str,

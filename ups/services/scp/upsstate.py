@@ -249,7 +249,7 @@ def check_change_state(
     if cell.new_state is None:
         if cell.status.category is _WARNING:
             return Transition(state, state, cell.status, None, ())
-        raise fail(cell.status)
+        raise fail(cell.status, _state_fact(cell.status, state))
     ds = copy.deepcopy(current)
     ds.ProcedureStepState = cell.new_state.value
     if cell.new_state == ProcedureStepState.IN_PROGRESS:
@@ -260,6 +260,11 @@ def check_change_state(
         check_final_state(ds, cell.new_state)
     event = EventReport(EventType.UPS_STATE_REPORT, iuid_of(ds), state_report(ds))
     return Transition(state, cell.new_state, 0, ds, (event,))
+
+
+def _state_fact(status: Status, state: ProcedureStepState) -> str:
+    """The state the UPS is in, where the status's meaning does not already say it."""
+    return f"the UPS is {state.value}" if status == Status.UPS_MAY_NO_LONGER_BE_UPDATED else ""
 
 
 def _progress_item(ds: Dataset) -> Dataset:
