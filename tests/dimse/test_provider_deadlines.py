@@ -133,6 +133,37 @@ def test_slowloris_associate_rq_cut_by_artim() -> None:
     assert lone.take() == b""
 
 
+@pytest.mark.parametrize("closes", [True, False])
+def test_request_read_in_the_pass_artim_expired_is_ignored(closes: bool) -> None:
+    """Under load the loop can run ARTIM's timer and then read an A-ASSOCIATE-RQ that
+    arrived meanwhile (issue 12: this raised out of ``data_received``). The timer came
+    first, so the association is over: the request is dropped without an answer, with
+    the close still pending or already done."""
+    lone = acceptor(closes=closes)
+    lone.now = TIMER + 1.0
+    lone.core.handle_timer(lone.now)
+    lone.feed(rq_bytes())
+    assert lone.close_asked == pytest.approx(TIMER + 1.0)
+    assert lone.take() == b""
+    assert lone.side.closed is closes
+    [aborted] = lone.side.of(Aborted)
+    assert str(aborted.cause) == (
+        "no A-ASSOCIATE-RQ from 127.0.0.1:40000 within the time limit (-requestTO)"
+    )
+
+
+def test_request_read_before_a_late_artim_is_answered() -> None:
+    """The other order in one pass: the request read first stops ARTIM (AE-6) and is
+    answered; the timer handled afterwards finds nothing due."""
+    lone = acceptor()
+    lone.now = TIMER + 1.0
+    lone.core.receive_data(rq_bytes(), lone.now)
+    lone.core.handle_timer(lone.now)
+    lone.pump()
+    assert lone.take()[0] == 0x02  # A-ASSOCIATE-AC
+    assert not lone.side.closed
+
+
 def test_unknown_called_ae_gets_rj_then_artim_closes() -> None:
     lone = acceptor(acceptor_policy=policy(ae="OTHER"))
     lone.feed(rq_bytes())

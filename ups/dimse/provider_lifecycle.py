@@ -27,6 +27,7 @@ from ups.dimse.provider_base import STA6, STA8, STA13, ProviderState
 from ups.dimse.provider_events import RELEASED, RESET_TRANSPORT, Established
 from ups.pdu.enums import AbortReason
 from ups.pdu.events import (
+    ARTIM_AWAITING_RQ,
     AbortIndication,
     AssociateConfirmation,
     AssociateIndication,
@@ -237,6 +238,9 @@ class ProviderLifecycle(ProviderState):
         if event.from_peer:
             text = f"association aborted by {self.remote_ae_title or 'the peer'}"
             text += f": source {int(event.source)}, reason {int(event.reason)}"
+        elif self.negotiated is None and event.detail == ARTIM_AWAITING_RQ:
+            where = f" from {self._peer}" if self._peer else ""
+            text = f"no A-ASSOCIATE-RQ{where} within the time limit (-requestTO)"
         elif self.negotiated is None:
             where = f" by {self._peer}" if self._peer else ""
             text = f"connection closed{where} before the association was established"

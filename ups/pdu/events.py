@@ -66,6 +66,11 @@ class ReleaseConfirmation:
     """A-RELEASE confirmation (AR-3, AR-10): the peer answered our A-RELEASE-RQ."""
 
 
+ARTIM_AWAITING_RQ = "ARTIM timer expired awaiting A-ASSOCIATE-RQ"
+"""The ``detail`` of the AbortIndication of AA-2 in Sta2: the peer connected and sent
+no request in time (the upper layer words that differently from a peer's close)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AbortIndication:
     """A-ABORT or A-P-ABORT indication: the association ended abnormally.

@@ -30,6 +30,7 @@ from ups.pdu.enums import (
 )
 from ups.pdu.errors import PDUError
 from ups.pdu.events import (
+    ARTIM_AWAITING_RQ,
     AbortIndication,
     AssociateConfirmation,
     AssociateIndication,
@@ -461,7 +462,7 @@ class UpperLayer:
                     AbortSource.SERVICE_PROVIDER,
                     AbortReason.NOT_SPECIFIED,
                     False,
-                    "ARTIM timer expired awaiting A-ASSOCIATE-RQ",
+                    ARTIM_AWAITING_RQ,
                 )
             )
         return None
