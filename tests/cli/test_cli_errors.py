@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
@@ -33,18 +32,6 @@ ADDITIONS = (
     "-s --reason --reason-code --contact --contact-uri --max-ops-invoked --max-ops-performed "
     "--explicit-vr --big-endian --saml --jwt --json --trial --final"
 ).split()
-
-
-@pytest.fixture(scope="module")
-def scp_server() -> Iterator[PynetdicomUPSSCP]:
-    with PynetdicomUPSSCP() as scp:
-        yield scp
-
-
-@pytest.fixture()
-def scp(scp_server: PynetdicomUPSSCP) -> PynetdicomUPSSCP:
-    scp_server.reset()
-    return scp_server
 
 
 @pytest.fixture(scope="module")

@@ -39,18 +39,6 @@ from ups.services import uids
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture(scope="module")
-def scp_server() -> Iterator[PynetdicomUPSSCP]:
-    with PynetdicomUPSSCP() as scp:
-        yield scp
-
-
-@pytest.fixture()
-def scp(scp_server: PynetdicomUPSSCP) -> PynetdicomUPSSCP:
-    scp_server.reset()
-    return scp_server
-
-
 def dcmups(*argv: str) -> tuple[int, str]:
     out = StringIO()
     code = main(list(argv), out=out)

@@ -9,7 +9,6 @@ ignored or overridden in silence are usage errors now.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -29,18 +28,6 @@ MALFORMED_UIDS = {
     "leading zero": "1.02.3",
 }
 """Every shape of issue 12 a command line can carry (a NUL cannot be an argument)."""
-
-
-@pytest.fixture(scope="module")
-def scp_server() -> Iterator[PynetdicomUPSSCP]:
-    with PynetdicomUPSSCP() as scp:
-        yield scp
-
-
-@pytest.fixture()
-def scp(scp_server: PynetdicomUPSSCP) -> PynetdicomUPSSCP:
-    scp_server.reset()
-    return scp_server
 
 
 def dcmups(*argv: str) -> subprocess.CompletedProcess[str]:

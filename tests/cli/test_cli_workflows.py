@@ -9,7 +9,6 @@ the SCP received.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,6 @@ from ups.cli import main
 from ups.services import uids
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(scope="module")
-def scp_server() -> Iterator[PynetdicomUPSSCP]:
-    with PynetdicomUPSSCP() as scp:
-        yield scp
-
-
-@pytest.fixture()
-def scp(scp_server: PynetdicomUPSSCP) -> PynetdicomUPSSCP:
-    scp_server.reset()
-    return scp_server
 
 
 def dcmups(*argv: str) -> tuple[int, str]:
