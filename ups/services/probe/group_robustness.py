@@ -161,8 +161,8 @@ async def _duplicate_message_id(ctx: ProbeContext) -> Judgement:
     try:
         if link.negotiated is None or 1 not in link.negotiated.contexts:
             return Judgement(Verdict.NA, f"no UPS Push context: {describe_answer(answer)}")
-        for _ in range(2):
-            link.send_message(NGetRQ(7, push, f"{generate_uid()}"), 1)
+        # One write: the second must arrive while the first is still outstanding.
+        link.send_messages([NGetRQ(7, push, generate_uid()) for _ in range(2)], 1)
         statuses: list[int] = []
         timeout = ctx.options.config.response_timeout
         while len(statuses) < 2:

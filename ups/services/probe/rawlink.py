@@ -86,9 +86,18 @@ class RawLink:
 
     def send_message(self, message: Message, context_id: int) -> None:
         """Encode and send one DIMSE message on ``context_id`` (accepted or not)."""
+        self.send_messages([message], context_id)
+
+    def send_messages(self, messages: list[Message], context_id: int) -> None:
+        """Encode several messages and send them with one write: on loopback or a LAN
+        the peer reads them together, so none can be answered before the next arrives."""
         limit = self.negotiated.remote_max_pdata_length if self.negotiated else 16384
-        command = encode_command(message)
-        self.send_bytes(encode_pdata(context_id, command, message.dataset, limit))
+        self.send_bytes(
+            b"".join(
+                encode_pdata(context_id, encode_command(message), message.dataset, limit)
+                for message in messages
+            )
+        )
 
     async def next_message(self, timeout: float) -> Message | RejectedMessage | PDU:
         """The next DIMSE message, or the first PDU that is not P-DATA (abort, release)."""
