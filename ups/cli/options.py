@@ -427,7 +427,11 @@ def _scp_and_bench_additions(add: _AddFn) -> None:
         default=1,
         help=f"bench: concurrent associations (1) {ADDED}",
     )
-    add("--db", metavar="<path>", help=f"scp: SQLite database file {ADDED}")
+    add(
+        "--db",
+        metavar="<path|url>",
+        help=f"scp: SQLite database file, or postgresql://user@host:port/dbname {ADDED}",
+    )
     add(
         "--retain",
         metavar="<duration>",
