@@ -467,6 +467,13 @@ def _scp_and_bench_additions(add: _AddFn) -> None:
         help=f"scp: longest delay between two resends, doubling from --retry-initial (60) {ADDED}",
     )
     add(
+        "--lease",
+        metavar="<s>",
+        type=float,
+        help=f"scp, PostgreSQL: a process delivering a subscriber's events holds it this long "
+        f"between renewals; after a crash another process takes over then (30) {ADDED}",
+    )
+    add(
         "--no-announce",
         action="store_true",
         help=f"scp: send no SCP Status Change events (RESTARTED, GOING DOWN) {ADDED}",

@@ -77,6 +77,7 @@ def scp_options(args: argparse.Namespace) -> SCPOptions:
         verify_identity=load_users(args.users) if args.users else None,
         scan_limits=args.limits,
         retain=base.retain if args.retain is None else args.retain,
+        delivery_lease=_seconds(args, "lease", base.delivery_lease, zero=False),
     )
 
 
