@@ -180,7 +180,7 @@ def test_2_usage_or_bad_local_input(tmp_path: Path, op: str) -> None:
     assert not (tmp_path / "x.db").exists()
 
 
-@pytest.mark.parametrize("db", ["/nonexistent/dir/x.sqlite", "notes.txt", "postgresql://u:pw@h/db"])
+@pytest.mark.parametrize("db", ["/nonexistent/dir/x.sqlite", "notes.txt", "mysql://u:pw@h/db"])
 def test_2_a_bad_db_is_one_line(tmp_path: Path, db: str) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database\n")

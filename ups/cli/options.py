@@ -427,7 +427,11 @@ def _scp_and_bench_additions(add: _AddFn) -> None:
         default=1,
         help=f"bench: concurrent associations (1) {ADDED}",
     )
-    add("--db", metavar="<path>", help=f"scp: SQLite database file {ADDED}")
+    add(
+        "--db",
+        metavar="<path|url>",
+        help=f"scp: SQLite database file, or postgresql://user@host:port/dbname {ADDED}",
+    )
     add(
         "--retain",
         metavar="<duration>",
@@ -461,6 +465,13 @@ def _scp_and_bench_additions(add: _AddFn) -> None:
         metavar="<s>",
         type=float,
         help=f"scp: longest delay between two resends, doubling from --retry-initial (60) {ADDED}",
+    )
+    add(
+        "--lease",
+        metavar="<s>",
+        type=float,
+        help=f"scp, PostgreSQL: a process delivering a subscriber's events holds it this long "
+        f"between renewals; after a crash another process takes over then (30) {ADDED}",
     )
     add(
         "--no-announce",

@@ -23,6 +23,7 @@ from ups.services.access import calling_ae_set, load_users
 from ups.services.address import parse_listen
 from ups.services.scp import UPSSCP, SCPOptions
 from ups.services.scp.config import ae_table
+from ups.services.scp.stores import is_postgres_url, shown
 from ups.services.uids import IMPLICIT_VR_LITTLE_ENDIAN
 
 __all__ = ["run", "run_scp", "scp_options"]
@@ -39,15 +40,16 @@ def _seconds(args: argparse.Namespace, name: str, default: float, *, zero: bool)
     return value
 
 
-def database(text: str) -> Path:
-    """``--db``: the path of the SQLite file; a database URL is not (yet) one."""
+def database(text: str) -> str | Path:
+    """``--db``: the path of an SQLite file, or a ``postgresql://user@host:port/dbname``
+    URL; another URL scheme is refused (its password never repeated on the terminal)."""
+    if is_postgres_url(text):
+        return text
     scheme, sep, rest = text.partition("://")
     if sep and scheme.replace("+", "").isalpha():
-        kind = "PostgreSQL" if scheme.lower().startswith("postgres") else scheme
-        shown = f"{scheme}://...@{rest.rpartition('@')[2]}" if "@" in rest else text
-        raise UserInputError(  # a user:password part is not repeated on the terminal
-            f"--db {shown}: {kind} is not available in this version;"
-            " --db takes the path of an SQLite file"
+        raise UserInputError(
+            f"--db {shown(text)}: {scheme} is not a supported database;"
+            " --db takes the path of an SQLite file or a postgresql:// URL"
         )
     return Path(text)
 
@@ -75,6 +77,7 @@ def scp_options(args: argparse.Namespace) -> SCPOptions:
         verify_identity=load_users(args.users) if args.users else None,
         scan_limits=args.limits,
         retain=base.retain if args.retain is None else args.retain,
+        delivery_lease=_seconds(args, "lease", base.delivery_lease, zero=False),
     )
 
 
@@ -101,7 +104,7 @@ async def run_scp(options: SCPOptions, out: TextIO, *, grace: float = 5.0) -> in
         raise
     print(
         f"UPS SCP {options.ae_title} listening on {options.host}:{scp.port}"
-        f" (database {options.db})",
+        f" (database {shown(options.db)})",
         file=out,
         flush=True,
     )
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if not args.remote:
         raise UsageError("scp requires <aet>@<host>:<port> to listen on")
     if not args.db:
-        raise UsageError("scp requires --db PATH")
+        raise UsageError("scp requires --db PATH or --db postgresql://user@host:port/dbname")
     if args.grace < 0:
         raise UsageError("--grace must be at least 0")
     options = scp_options(args)

@@ -28,6 +28,7 @@ from tests.services.scp.test_store import NOW, T0, create
 from ups.services.errors import UPSFailure
 from ups.services.scp import UPSSCP
 from ups.services.scp.sqlitestore import SQLiteStore
+from ups.services.scp.stores import open_store
 from ups.services.scp.upsstate import Transition, check_change_state
 from ups.services.scu import UPSClient
 
@@ -134,8 +135,8 @@ async def test_the_window_survives_a_restart(tmp_path: Path) -> None:
         await assert_gone(scu, iuid)
 
 
-def test_the_store_records_when_a_ups_finished(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "ups.db")
+def test_the_store_records_when_a_ups_finished(db: str) -> None:
+    store = open_store(db)
     try:
         create(store, "1.2.1")
         create(store, "1.2.2")

@@ -1,4 +1,5 @@
-"""SQLiteStore: durability, atomic claims, subscriptions, the outbound event queue."""
+"""The Store contract on both stores (SQLite, and PostgreSQL when installed): durability,
+atomic claims, subscriptions, the outbound event queue."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from pydicom.dataset import Dataset
 from ups.services.errors import ServiceError
 from ups.services.scp.attributes import check_create
 from ups.services.scp.reports import EventReport, cancel_requested
-from ups.services.scp.sqlitestore import SQLiteStore
 from ups.services.scp.store import Store
+from ups.services.scp.stores import open_store
 from ups.services.scp.upsstate import check_change_state
 from ups.services.uids import (
     UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE,
@@ -43,25 +44,23 @@ def request(label: str = "Label", patient: str = "P1") -> Dataset:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "ups.db")
+def store(db: str) -> Iterator[Store]:
+    s = open_store(db)
     yield s
     s.close()
 
 
-def create(store: SQLiteStore, iuid: str, **kw: str) -> Dataset:
+def create(store: Store, iuid: str, **kw: str) -> Dataset:
     created = check_create(request(**kw), iuid=iuid, now=NOW, default_worklist_label="WL")
     store.create_workitem(created.dataset, events=created.events, now=T0)
     return created.dataset
 
 
-def test_is_a_store(store: SQLiteStore) -> None:
-    assert isinstance(store, SQLiteStore)
-    typed: Store = store
-    assert typed.get_workitem("nope") is None
+def test_is_a_store(store: Store) -> None:
+    assert store.get_workitem("nope") is None
 
 
-def test_create_get_duplicate(store: SQLiteStore) -> None:
+def test_create_get_duplicate(store: Store) -> None:
     ds = create(store, "1.2.1")
     got = store.get_workitem("1.2.1")
     assert got is not None and got.ProcedureStepLabel == ds.ProcedureStepLabel
@@ -70,7 +69,7 @@ def test_create_get_duplicate(store: SQLiteStore) -> None:
     assert err.value.status == 0x0111
 
 
-def test_find(store: SQLiteStore) -> None:
+def test_find(store: Store) -> None:
     create(store, "1.2.1", patient="P1")
     create(store, "1.2.2", patient="P2", label="Other")
     q = Dataset()
@@ -86,8 +85,8 @@ def test_find(store: SQLiteStore) -> None:
     assert len(store.find_workitems(Dataset(), limit=1)) == 1
 
 
-def test_concurrent_claims_exactly_one_wins(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "race.db")
+def test_concurrent_claims_exactly_one_wins(db: str) -> None:
+    store = open_store(db)
     create(store, "1.2.1")
     barrier = threading.Barrier(2)
     results: list[object] = []
@@ -114,15 +113,14 @@ def test_concurrent_claims_exactly_one_wins(tmp_path: Path) -> None:
     store.close()
 
 
-def test_concurrent_claims_across_connections(tmp_path: Path) -> None:
-    path = tmp_path / "two.db"
-    first = SQLiteStore(path)
-    create(first, "1.2.1")
-    second = SQLiteStore(path)
-    barrier = threading.Barrier(2)
+def test_concurrent_claims_across_connections(db: str) -> None:
+    """Eight connections (for PostgreSQL: eight sessions, as eight processes would have)."""
+    stores = [open_store(db) for _ in range(8)]
+    create(stores[0], "1.2.1")
+    barrier = threading.Barrier(len(stores))
     results: list[object] = []
 
-    def claim(s: SQLiteStore, tuid: str) -> None:
+    def claim(s: Store, tuid: str) -> None:
         barrier.wait()
         try:
             s.modify_workitem(
@@ -133,20 +131,22 @@ def test_concurrent_claims_across_connections(tmp_path: Path) -> None:
             results.append(err.status)
 
     threads = [
-        threading.Thread(target=claim, args=(first, "1.9.1")),
-        threading.Thread(target=claim, args=(second, "1.9.2")),
+        threading.Thread(target=claim, args=(s, f"1.9.{i}")) for i, s in enumerate(stores, 1)
     ]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert len(results) == 2 and results.count(0xC301) == 1
-    assert sum(isinstance(r, str) for r in results) == 1
-    first.close()
-    second.close()
+        t.join(30)
+    assert len(results) == 8 and results.count(0xC301) == 7
+    winners = [r for r in results if isinstance(r, str)]
+    assert len(winners) == 1
+    got = stores[1].get_workitem("1.2.1")
+    assert got is not None and got.TransactionUID == winners[0]
+    for s in stores:
+        s.close()
 
 
-def test_compare_and_set(store: SQLiteStore) -> None:
+def test_compare_and_set(store: Store) -> None:
     ds = create(store, "1.2.1")
     one = check_change_state(ds, "IN PROGRESS", "1.9.1").dataset
     two = check_change_state(ds, "IN PROGRESS", "1.9.2").dataset
@@ -159,7 +159,7 @@ def test_compare_and_set(store: SQLiteStore) -> None:
     )
 
 
-def test_specific_subscription_and_events(store: SQLiteStore) -> None:
+def test_specific_subscription_and_events(store: Store) -> None:
     create(store, "1.2.1")
     with pytest.raises(ServiceError) as err:
         store.subscribe("WATCH", "9.9.9", deletion_lock=False, now=T0)
@@ -179,7 +179,7 @@ def test_specific_subscription_and_events(store: SQLiteStore) -> None:
     assert [s.ae_title for s in store.subscribers_for("1.2.1")] == ["WATCH"]
 
 
-def test_global_subscriptions(store: SQLiteStore) -> None:
+def test_global_subscriptions(store: Store) -> None:
     create(store, "1.2.1")
     assert store.subscribe("G", UPS_GLOBAL_SUBSCRIPTION_INSTANCE, deletion_lock=True, now=T0) == 1
     assert store.subscribe("N", UPS_GLOBAL_SUBSCRIPTION_INSTANCE, deletion_lock=False, now=T0) == 0
@@ -202,7 +202,7 @@ def test_global_subscriptions(store: SQLiteStore) -> None:
     assert "N" in store.all_subscriber_aes()
 
 
-def test_deletion_lock(store: SQLiteStore) -> None:
+def test_deletion_lock(store: Store) -> None:
     create(store, "1.2.1")
     store.subscribe("W", "1.2.1", deletion_lock=True, now=T0)
     store.modify_workitem(
@@ -217,7 +217,7 @@ def test_deletion_lock(store: SQLiteStore) -> None:
     assert store.get_workitem("1.2.1") is None
 
 
-def test_event_queue_retry_is_fifo_per_ae(store: SQLiteStore) -> None:
+def test_event_queue_retry_is_fifo_per_ae(store: Store) -> None:
     events = [
         EventReport(EventType.UPS_CANCEL_REQUESTED, "1.2.1", cancel_requested("R"), "A"),
         EventReport(EventType.UPS_CANCEL_REQUESTED, "1.2.2", cancel_requested("R"), "A"),
@@ -243,10 +243,10 @@ CHILD = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from pydicom.dataset import Dataset
-    from ups.services.scp.sqlitestore import SQLiteStore
+    from ups.services.scp.stores import open_store
     from ups.services.scp.attributes import check_create
 
-    store = SQLiteStore(sys.argv[1])
+    store = open_store(sys.argv[1])
     ds = Dataset()
     ds.ProcedureStepState = "SCHEDULED"
     ds.ScheduledProcedureStepPriority = "LOW"
@@ -264,14 +264,13 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_acknowledged_change_survives_sigkill(tmp_path: Path) -> None:
-    db = tmp_path / "kill.db"
-    setup = SQLiteStore(db)
+def test_acknowledged_change_survives_sigkill(db: str) -> None:
+    setup = open_store(db)
     setup.subscribe("W", UPS_GLOBAL_SUBSCRIPTION_INSTANCE, deletion_lock=False, now=0.0)
     setup.close()
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", CHILD, db], stdout=subprocess.PIPE, text=True, env=env
     )
     try:
         assert child.stdout is not None
@@ -281,7 +280,7 @@ def test_acknowledged_change_survives_sigkill(tmp_path: Path) -> None:
         child.wait(timeout=10)
         if child.stdout is not None:
             child.stdout.close()
-    reopened = SQLiteStore(db)
+    reopened = open_store(db)
     got = reopened.get_workitem("1.2.777")
     assert got is not None and got.ProcedureStepLabel == "durable"
     assert [s.ae_title for s in reopened.subscribers_for("1.2.777")] == ["W"]

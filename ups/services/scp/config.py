@@ -88,6 +88,9 @@ class SCPOptions:
     """User Identity check (``--users``); None accepts any identity or none (else RJ 1/1/1)."""
     scan_limits: ScanLimits = DEFAULT_SCAN_LIMITS
     """What one received data set may cost (``--limits``); beyond it Resource limitation."""
+    delivery_lease: float = 30.0
+    """On a shared database (PostgreSQL): how long a process holds the delivery of one
+    subscriber's events without renewing; after a crash another takes over then."""
     retain: float = DEFAULT_RETAIN
     """Seconds a COMPLETED or CANCELED workitem is kept after it finished (``--retain``),
     and beyond that while a Deletion Lock holds it; 0 purges it as soon as none does."""

@@ -13,12 +13,22 @@ association is released after ``event_idle`` seconds without events.
 
 Nothing polls: the dispatcher sleeps until a change queues events (``kick``), a
 sender finishes, or the next retry falls due.
+
+On a shared store (PostgreSQL, several SCP processes) an AE's events are delivered
+under a lease (:meth:`~ups.services.scp.store.Store.lease_events`): one process at a
+time sends to an AE, renews the lease while its sender runs and releases it when the
+sender ends. Another process's change or crash is not a kick here, so the dispatcher
+also looks at the queue every third of ``delivery_lease``: a crashed process's AEs are
+taken over once its leases expire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -73,6 +83,9 @@ class EventDispatcher:
         self._quiet: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        """Who holds this process's delivery leases on a shared store."""
+        self._renewed = 0.0
         self.delivered = 0
         self.refused = 0
         self.failed_attempts = 0
@@ -131,7 +144,8 @@ class EventDispatcher:
             self._wake.clear()
             now = time.time()
             try:
-                due = await self._db(self._store.due_events, now, 500)
+                lease = self._options.delivery_lease
+                due = await self._db(self._store.lease_events, self.owner, now, lease, 500)
                 batches: dict[str, list[QueuedEvent]] = {}
                 for event in due:
                     if event.ae_title not in self._busy:
@@ -140,7 +154,8 @@ class EventDispatcher:
                     self._start_sender(ae_title, events)
                 if not self._busy:
                     self._set_quiet()
-                timeout = await self._timeout(now)
+                await self._renew(now)
+                timeout = self._shared_cap(await self._timeout(now))
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store failed: log, back off, try again
@@ -153,6 +168,28 @@ class EventDispatcher:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _renew(self, now: float) -> None:
+        """Shared store: keep the leases of the AEs being sent to; stop a sender whose
+        lease another process has taken (this one stalled past its expiry)."""
+        lease = self._options.delivery_lease
+        if not self._store.shared or not self._busy or now - self._renewed < lease / 3:
+            return
+        self._renewed = now
+        busy = list(self._busy)
+        held = set(await self._db(self._store.renew_leases, self.owner, busy, now, lease))
+        for ae_title in busy:
+            task = self._busy.get(ae_title)
+            if ae_title not in held and task is not None:
+                log.warning("delivery lease for %s lost to another process", ae_title)
+                task.cancel()
+
+    def _shared_cap(self, timeout: float | None) -> float | None:
+        """Shared store: wake at least every third of the lease (renew, take over)."""
+        if not self._store.shared:
+            return timeout
+        cap = self._options.delivery_lease / 3
+        return cap if timeout is None else min(timeout, cap)
 
     def _set_quiet(self) -> None:
         waiters, self._quiet = self._quiet, []
@@ -208,10 +245,19 @@ class EventDispatcher:
                 self._blocked.pop(ae_title, None)
                 self.delivered += 1
         finally:
+            await self._release(ae_title)  # before the AE looks free to this dispatcher
             self._busy.pop(ae_title, None)
             if not self._stopping:
                 self._arm_idle(ae_title)
                 self._wake.set()
+
+    async def _release(self, ae_title: str) -> None:
+        if not self._store.shared:
+            return
+        try:
+            await self._db(self._store.release_lease, self.owner, ae_title)
+        except Exception:  # the lease expires by itself
+            log.exception("releasing the delivery lease for %s failed", ae_title)
 
     async def _failed(self, ae_title: str, event: QueuedEvent, exc: BaseException) -> None:
         self.failed_attempts += 1

@@ -3,7 +3,8 @@
 This module owns the request handlers of the SCP side of PS3.4 Annex CC and the
 delivery of the N-EVENT-REPORTs they cause.  The rules are in
 :mod:`ups.services.scp.upsstate` and :mod:`ups.services.scp.matching`; the durable state is
-a :class:`ups.services.scp.store.Store` (SQLite by default).
+a :class:`ups.services.scp.store.Store` (SQLite by default, PostgreSQL to share one
+worklist between processes).
 
 Which operation travels on which presentation context (PS3.4 CC.2; as deployed
 SCUs use them, see ``ups-peers.md``):
@@ -77,8 +78,8 @@ from ups.services.scp.delivery import EventDispatcher
 from ups.services.scp.matching import TRANSACTION_UID, select_return_keys
 from ups.services.scp.reports import EventReport, scp_status_change
 from ups.services.scp.retention import Retention
-from ups.services.scp.sqlitestore import SQLiteStore
 from ups.services.scp.store import GLOBAL_UIDS, Store
+from ups.services.scp.stores import open_store
 from ups.services.scp.upsstate import (
     CancelOutcome,
     Transition,
@@ -213,7 +214,7 @@ class UPSSCP:
         """Open the store, announce the restart, listen, start delivering events."""
         try:
             if self._store is None:
-                self._store = await self._db(SQLiteStore, self.options.db)
+                self._store = await self._db(open_store, self.options.db)
         except BaseException:
             self._executor.shutdown(wait=True)
             raise

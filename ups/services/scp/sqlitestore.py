@@ -113,6 +113,9 @@ def _single(query: Dataset, keyword: str) -> str | None:
 class SQLiteStore:
     """:class:`Store` on one SQLite file (WAL, ``synchronous=FULL``)."""
 
+    shared = False
+    """One process owns the file: delivery needs no leases."""
+
     def __init__(self, path: str | Path) -> None:
         """Open (or create) the database at ``path``.
 
@@ -557,3 +560,20 @@ class SQLiteStore:
                 "UPDATE event_queue SET attempts = attempts + 1, next_attempt = ? WHERE id = ?",
                 (next_attempt, event_id),
             )
+
+    # ------------------------------------------------------------------ leases (one process)
+
+    def lease_events(
+        self, owner: str, now: float, lease: float, limit: int = 100
+    ) -> list[QueuedEvent]:
+        """:meth:`due_events`: one process delivers everything, so every lease is granted."""
+        return self.due_events(now, limit)
+
+    def renew_leases(
+        self, owner: str, ae_titles: Sequence[str], now: float, lease: float
+    ) -> list[str]:
+        """Every lease is still held."""
+        return list(ae_titles)
+
+    def release_lease(self, owner: str, ae_title: str) -> None:
+        """Nothing to release."""
