@@ -40,7 +40,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -505,7 +505,7 @@ class UPSSCP:
 
     # ------------------------------------------------------------------ C-FIND
 
-    async def _find(self, rq: CFindRQ, ctx: RequestContext) -> AsyncIterator[Response]:
+    async def _find(self, rq: CFindRQ, ctx: RequestContext) -> AsyncGenerator[Response, None]:
         """Stream the matches: a page is read (on the store thread) only when the last one
         is sent, and serve_stream sends each response only when the transport has room,
         so a reader that stalls holds one page, never the result set (issue 17)."""
