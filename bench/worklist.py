@@ -82,7 +82,7 @@ class _Encoder:
             self.codes[keyword, value] = encode_dataset(ds)
         return self.codes[keyword, value]
 
-    def __call__(self, i: int) -> tuple[str, str, bytes]:
+    def __call__(self, i: int) -> tuple[tuple[str, ...], bytes]:
         state = "SCHEDULED" if i % 10 == 0 else "IN PROGRESS" if i % 10 < 3 else "COMPLETED"
         start = _START + datetime.timedelta(days=i % 365, minutes=i % 600)
         iuid = f"2.25.{1000 + i}"
@@ -95,7 +95,8 @@ class _Encoder:
         parts[0x00404025] = self.sequence("ScheduledStationNameCodeSequence", f"S{i % 100}")
         parts[0x00741000] = _element(0x00741000, b"CS", state)
         parts[0x00741204] = _element(0x00741204, b"LO", f"item{i}")
-        return iuid, state, b"".join(parts[tag] for tag in sorted(parts))
+        columns = (iuid, state, start.strftime("%Y%m%d%H%M%S"), "MEDIUM", f"P{i // 2}", "BENCH")
+        return columns, b"".join(parts[tag] for tag in sorted(parts))
 
 
 def build(path: Path, count: int, *, comment: int = 0) -> None:
@@ -107,9 +108,11 @@ def build(path: Path, count: int, *, comment: int = 0) -> None:
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("BEGIN")
         for i in range(count):
-            iuid, state, blob = encode(i)
-            wid = conn.execute(
-                "INSERT INTO workitems (iuid, state, dataset) VALUES (?,?,?)", (iuid, state, blob)
+            columns, blob = encode(i)
+            wid = conn.execute(  # the columns too: an SCP of schema 2 can serve a copy
+                "INSERT INTO workitems (iuid, state, sps_start, priority, patient_id,"
+                " worklist_label, dataset) VALUES (?,?,?,?,?,?,?)",
+                (*columns, blob),
             ).lastrowid
             assert wid is not None
             write_entries(conn, wid, decode_dataset(blob), fresh=True)
@@ -132,7 +135,7 @@ def _keys(**values: object) -> Dataset:
 def query(name: str) -> Dataset:
     """One of :data:`QUERIES` as a C-FIND identifier (with a few return keys)."""
     if name == "patient_id":
-        return _keys(PatientID="P777")
+        return _keys(PatientID="P37")
     if name == "label_wildcard":
         return _keys(ProcedureStepLabel="item77*")
     if name == "workitem_code":

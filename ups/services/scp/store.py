@@ -145,7 +145,7 @@ class Candidates(Protocol):
     """
 
     def fetch(self, size: int) -> list[bytes]:
-        """Up to ``size`` more stored encodings (:func:`encode_dataset`); [] at the end."""
+        """Up to ``size`` more stored encodings (:func:`encode_dataset`); [] only at the end."""
         ...
 
     def close(self) -> None: ...
