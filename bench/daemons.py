@@ -94,6 +94,7 @@ class Program:
         count: int = 1,
         timeout: float = 60.0,
         name: str = "",
+        tree: Path | None = None,
     ) -> None:
         self.name = name or " ".join(argv[:2])
         self.dir = Path(tempfile.mkdtemp(prefix="dcmups-bench-"))
@@ -103,10 +104,12 @@ class Program:
         # O_APPEND: several worker processes share this file description.
         self._out = open(self.output if ready_on == "stderr" else other, "ab")
         pipe = subprocess.PIPE
-        self.proc = procs.spawn(
+        self.proc = procs.spawn(  # ``tree``: another source tree's ups (e.g. main, "before")
             [sys.executable, "-m", "ups", *argv],
             stdout=self._out if ready_on == "stderr" else pipe,
             stderr=pipe if ready_on == "stderr" else self._out,
+            cwd=tree,
+            env=None if tree is None else {"PYTHONPATH": str(tree)},
         )
         self.pid = self.proc.pid
         stream = self.proc.stderr if ready_on == "stderr" else self.proc.stdout
@@ -225,12 +228,14 @@ def listener(*options: str, workers: int = 1, timeout: float = 60.0) -> Program:
     )
 
 
-def scp(timeout: float = 60.0) -> Program:
-    """``dcmups scp UPSSCP@127.0.0.1:0 --db TMP/ups.sqlite`` (a fresh database)."""
+def scp(timeout: float = 60.0, *, db: Path | None = None, tree: Path | None = None) -> Program:
+    """``dcmups scp UPSSCP@127.0.0.1:0 --db TMP/ups.sqlite`` (a fresh database, or ``db``),
+    from this tree or ``tree``."""
     return Program(
-        ["scp", f"{SCP_AET}@127.0.0.1:0", "--db", "{dir}/ups.sqlite"],
+        ["scp", f"{SCP_AET}@127.0.0.1:0", "--db", str(db or "{dir}/ups.sqlite")],
         ready=SCP_LISTENING,
         ready_on="stdout",
         timeout=timeout,
-        name="dcmups scp",
+        name="dcmups scp" + (f" ({tree})" if tree else ""),
+        tree=tree,
     )

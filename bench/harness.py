@@ -148,6 +148,8 @@ class Sizes:
     hostile_timeout_s: float
     settle_s: float  # RSS "after" is read this long after the answer
     hostile_reps: int  # at most this many repetitions (a fresh process each)
+    find_workitems: tuple[int, ...]  # scenario 13: worklist sizes C-FIND is timed on
+    find_stream: int  # scenario 13: matches of ~10 KB streamed to one reader
 
 
 SIZES: dict[str, Sizes] = {
@@ -180,6 +182,8 @@ SIZES: dict[str, Sizes] = {
         hostile_timeout_s=30,
         settle_s=0.5,
         hostile_reps=1,
+        find_workitems=(100, 1000),
+        find_stream=100,
     ),
     "normal": Sizes(
         reps=5,
@@ -210,6 +214,8 @@ SIZES: dict[str, Sizes] = {
         hostile_timeout_s=120,
         settle_s=2.0,
         hostile_reps=3,
+        find_workitems=(1000, 10_000, 100_000),
+        find_stream=2000,
     ),
 }
 

@@ -39,16 +39,17 @@ def spawn(
     stdout: int | IO[bytes] | None = None,
     stderr: int | IO[bytes] | None = None,
     unset: tuple[str, ...] = (),
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in the repository with ``env`` added to (and ``unset`` removed from)
-    this process's environment."""
+    """Start ``argv`` in the repository (or ``cwd``) with ``env`` added to (and ``unset``
+    removed from) this process's environment."""
     environ = {k: v for k, v in os.environ.items() if k not in unset}
     proc = subprocess.Popen(
         argv,
         stdin=stdin,
         stdout=stdout,
         stderr=stderr,
-        cwd=REPO,
+        cwd=cwd or REPO,
         env={**environ, **(env or {})},
         preexec_fn=_pdeathsig if sys.platform == "linux" else None,
     )

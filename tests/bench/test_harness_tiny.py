@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = {str(i) for i in range(1, 13)}
+SCENARIOS = {str(i) for i in range(1, 14)}
 
 
 def _check_cell(cell: object, where: str) -> None:

@@ -27,6 +27,7 @@ from tests.services.scp.test_service import (
 from tests.services.scp.test_store import NOW, T0, create
 from ups.services.errors import UPSFailure
 from ups.services.scp import UPSSCP
+from ups.services.scp.sqliteschema import SCHEMA_VERSION
 from ups.services.scp.sqlitestore import SQLiteStore
 from ups.services.scp.stores import open_store
 from ups.services.scp.upsstate import Transition, check_change_state
@@ -186,5 +187,5 @@ def test_a_version_1_database_gains_the_column(tmp_path: Path) -> None:
     finally:
         store.close()
     with sqlite3.connect(str(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT iuid FROM workitems").fetchall() == [("1.2.2",)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
 import ups
+from tests.services.scp.workitems import NOW, request
 from ups.dimse.datasets import decode_dataset, encode_dataset
 from ups.dimse.messages import (
     CFindRQ,
@@ -28,6 +29,7 @@ from ups.pdu.negotiation import AcceptedContext, AcceptorPolicy, SyntaxSupport
 from ups.services.address import parse_listen
 from ups.services.errors import ConfigError
 from ups.services.scp import UPSSCP
+from ups.services.scp.attributes import check_create
 from ups.services.scp.config import (
     RemoteAE,
     SCPOptions,
@@ -35,6 +37,9 @@ from ups.services.scp.config import (
     load_ae_file,
     parse_ae,
 )
+from ups.services.scp.finding import PAGE
+from ups.services.scp.prefilter import Prefilter
+from ups.services.scp.store import Candidates
 from ups.services.scu import SCUOptions, UPSClient, UPSFailure
 from ups.services.uids import (
     UPS_EVENT,
@@ -474,6 +479,74 @@ async def test_find_handler_stops_on_cancel(scp: UPSSCP) -> None:
     rest = [r.status async for r in stream]
     assert rest == [0xFE00]
     assert scp.finds_cancelled == 1
+
+
+class _CountingCandidates:
+    """A store's Candidates that counts what the C-FIND handler asks of it."""
+
+    def __init__(self, inner: Candidates, log: list[str]) -> None:
+        self.inner, self.log = inner, log
+
+    def fetch(self, size: int) -> list[bytes]:
+        self.log.append("fetch")
+        return self.inner.fetch(size)
+
+    def close(self) -> None:
+        self.log.append("close")
+        self.inner.close()
+
+
+def _counted(scp: UPSSCP, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    log: list[str] = []
+    store = scp.store
+    original = store.find_candidates
+
+    def find_candidates(prefilter: Prefilter) -> Candidates:
+        return _CountingCandidates(original(prefilter), log)
+
+    monkeypatch.setattr(store, "find_candidates", find_candidates)
+    for i in range(PAGE + 5):
+        created = check_create(request(), iuid=f"1.2.9.{i}", now=NOW)
+        store.create_workitem(created.dataset, now=0.0)
+    return log
+
+
+def _find_stream(scp: UPSSCP) -> tuple[AsyncGenerator[Response, None], RequestContext]:
+    context = AcceptedContext(1, UPS_PULL, "1.2.840.10008.1.2.1")
+    ctx = RequestContext(None, context)  # type: ignore[arg-type]
+    rq = CFindRQ(7, UPS_PULL, dataset=encode_dataset(Dataset(), context.transfer_syntax))
+    return scp._find(rq, ctx), ctx
+
+
+async def test_find_reads_a_page_only_when_the_last_is_sent(
+    scp: UPSSCP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = _counted(scp, monkeypatch)
+    stream, _ = _find_stream(scp)
+    for _ in range(PAGE):
+        assert (await anext(stream)).status == 0xFF00
+    assert log == ["fetch"]  # one page read, all of it sent: nothing more yet
+    assert (await anext(stream)).status == 0xFF00
+    assert log == ["fetch", "fetch"]
+    rest = [r.status async for r in stream]
+    assert rest == [0xFF00] * 4 + [0x0000]
+    assert log[-1] == "close" and log.count("close") == 1
+
+
+async def test_find_closes_the_cursor_on_cancel_and_when_stopped(
+    scp: UPSSCP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = _counted(scp, monkeypatch)
+    stream, ctx = _find_stream(scp)
+    await anext(stream)
+    ctx.cancelled = True
+    assert [r.status async for r in stream] == [0xFE00]
+    assert log == ["fetch", "close"]
+    log.clear()
+    stream, _ = _find_stream(scp)
+    await anext(stream)
+    await stream.aclose()  # what serve_stream does when the association ends
+    assert log == ["fetch", "close"]
 
 
 async def test_find_cancel_over_the_wire(scp: UPSSCP) -> None:

@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 
 from ups.services.errors import ServiceError
 from ups.services.scp.attributes import check_create
+from ups.services.scp.finding import find_workitems
 from ups.services.scp.reports import EventReport, cancel_requested
 from ups.services.scp.store import Store
 from ups.services.scp.stores import open_store
@@ -75,14 +76,14 @@ def test_find(store: Store) -> None:
     q = Dataset()
     q.PatientID = "P2"
     q.ProcedureStepState = "SCHEDULED"
-    assert [d.SOPInstanceUID for d in store.find_workitems(q)] == ["1.2.2"]
+    assert [d.SOPInstanceUID for d in find_workitems(store, q)] == ["1.2.2"]
     q = Dataset()
     q.ProcedureStepLabel = "L*"
-    assert [d.SOPInstanceUID for d in store.find_workitems(q)] == ["1.2.1"]
+    assert [d.SOPInstanceUID for d in find_workitems(store, q)] == ["1.2.1"]
     q = Dataset()
     q.SOPInstanceUID = ["1.2.2", "1.2.1"]
-    assert len(store.find_workitems(q)) == 2
-    assert len(store.find_workitems(Dataset(), limit=1)) == 1
+    assert len(find_workitems(store, q)) == 2
+    assert len(find_workitems(store, Dataset(), limit=1)) == 1
 
 
 def test_concurrent_claims_exactly_one_wins(db: str) -> None:

@@ -37,10 +37,11 @@ on a clean stop that it is GOING DOWN, when ``announce_status`` is set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -75,7 +76,8 @@ from ups.services.errors import ServiceError
 from ups.services.scp.attributes import Update, check_create, check_set
 from ups.services.scp.config import SCPOptions
 from ups.services.scp.delivery import EventDispatcher
-from ups.services.scp.matching import TRANSACTION_UID, select_return_keys
+from ups.services.scp.finding import Find
+from ups.services.scp.matching import TRANSACTION_UID
 from ups.services.scp.reports import EventReport, scp_status_change
 from ups.services.scp.retention import Retention
 from ups.services.scp.store import GLOBAL_UIDS, Store
@@ -504,26 +506,35 @@ class UPSSCP:
 
     # ------------------------------------------------------------------ C-FIND
 
-    async def _find(self, rq: CFindRQ, ctx: RequestContext) -> AsyncIterator[Response]:
+    async def _find(self, rq: CFindRQ, ctx: RequestContext) -> AsyncGenerator[Response, None]:
+        """Stream the matches: a page is read (on the store thread) only when the last one
+        is sent, and serve_stream sends each response only when the transport has room,
+        so a reader that stalls holds one page, never the result set (issue 17)."""
         sop_class = rq.affected_sop_class_uid
-        syntax = ctx.context.transfer_syntax
         try:
             query = await self._decode(
                 rq.dataset, ctx, Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, query=True
             )
-            found: list[Dataset] = await self._db(self.store.find_workitems, query)
+            find = await self._db(Find, self.store, query, ctx.context.transfer_syntax)
         except (ServiceError, DimseError) as exc:
             comment = exc.comment if isinstance(exc, ServiceError) else str(exc)
             yield failure_response(rq, exc.status, comment)
             return
-        for match in found:
-            if ctx.cancelled:
-                break
-            identifier = select_return_keys(match, query)
-            yield CFindRSP(
-                rq.message_id, Status.PENDING, sop_class, dataset=encode_dataset(identifier, syntax)
-            )
-            await asyncio.sleep(0)  # allowed: a yield (not a wait) so a C-CANCEL-RQ gets in
+        try:
+            while not ctx.cancelled:
+                page = await self._db(find.next_page)
+                if page is None:
+                    break
+                for identifier in page:
+                    if ctx.cancelled:
+                        break
+                    yield CFindRSP(rq.message_id, Status.PENDING, sop_class, dataset=identifier)
+        except ServiceError as exc:  # a key only matching could read (within a sequence)
+            yield failure_response(rq, exc.status, exc.comment)
+            return
+        finally:  # also when the core stops the stream (cancel, association gone)
+            with contextlib.suppress(RuntimeError):  # the store thread is already gone
+                await self._db(find.close)
         if ctx.cancelled:
             self.finds_cancelled += 1
             yield CFindRSP(rq.message_id, Status.CANCEL, sop_class)

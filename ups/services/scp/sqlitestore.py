@@ -10,6 +10,12 @@ the oldest finished UPS that no Deletion Lock holds without scanning, and
 :meth:`SQLiteStore.purge_finished` delete those finished before a time. A database of
 schema version 1 gains the column on open; its finished UPSs (which only a Deletion
 Lock kept) count as finished long ago, so they go as soon as nothing holds them.
+
+C-FIND (issue 17): every write of a workitem rewrites its rows in ``workitem_keys``
+(:func:`ups.services.scp.sqliteschema.write_entries`, in the same transaction), and
+:meth:`SQLiteStore.find_candidates` reads them in keyset pages
+(:mod:`ups.services.scp.sqlitefind`). The schema and its migrations (version 3 adds
+the index) live in :mod:`ups.services.scp.sqliteschema`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from pydicom.dataset import Dataset
 from ups.dimse.status import Status
 from ups.services.errors import ConfigError, ServiceError
 from ups.services.scp.matching import matches
+from ups.services.scp.prefilter import Prefilter
 from ups.services.scp.reports import EventReport, state_report
+from ups.services.scp.sqlitefind import SQLiteCandidates
+from ups.services.scp.sqliteschema import FINAL_STATES, migrate, write_entries
 from ups.services.scp.store import (
     GLOBAL_UIDS,
     OutcomeT,
@@ -38,7 +47,6 @@ from ups.services.uids import UPS_FILTERED_GLOBAL_SUBSCRIPTION_INSTANCE, EventTy
 
 __all__ = ["SQLiteStore"]
 
-_FINAL_STATES = ("COMPLETED", "CANCELED")
 _FINISHED = "CASE WHEN ? THEN COALESCE(finished, ?) END"
 """The ``finished`` column after a write (parameters: the new state is final, now): when
 the UPS first became final, NULL while it is not. (An UPDATE sees the old row's state.)"""
@@ -46,68 +54,10 @@ _UNLOCKED = (
     "NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.iuid = w.iuid AND s.deletion_lock = 1)"
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS workitems (
-    iuid TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    transaction_uid TEXT NOT NULL DEFAULT '',
-    sps_start TEXT NOT NULL DEFAULT '',
-    priority TEXT NOT NULL DEFAULT '',
-    patient_id TEXT NOT NULL DEFAULT '',
-    worklist_label TEXT NOT NULL DEFAULT '',
-    dataset BLOB NOT NULL,
-    finished REAL
-);
-CREATE INDEX IF NOT EXISTS workitems_state ON workitems(state);
-CREATE INDEX IF NOT EXISTS workitems_sps_start ON workitems(sps_start);
-CREATE INDEX IF NOT EXISTS workitems_priority ON workitems(priority);
-CREATE INDEX IF NOT EXISTS workitems_patient_id ON workitems(patient_id);
-CREATE INDEX IF NOT EXISTS workitems_worklist_label ON workitems(worklist_label);
-CREATE TABLE IF NOT EXISTS subscriptions (
-    ae_title TEXT NOT NULL,
-    iuid TEXT NOT NULL,
-    deletion_lock INTEGER NOT NULL,
-    match_keys BLOB,
-    suspended INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (ae_title, iuid)
-);
-CREATE INDEX IF NOT EXISTS subscriptions_iuid ON subscriptions(iuid);
-CREATE TABLE IF NOT EXISTS event_queue (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ae_title TEXT NOT NULL,
-    event_type INTEGER NOT NULL,
-    iuid TEXT NOT NULL,
-    dataset BLOB NOT NULL,
-    created REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS event_queue_ae ON event_queue(ae_title, id);
-CREATE INDEX IF NOT EXISTS event_queue_next ON event_queue(next_attempt);
-"""
-_SCHEMA_VERSION = 2
-_INDEXES_V2 = """
-CREATE INDEX IF NOT EXISTS workitems_finished ON workitems(finished)
-    WHERE finished IS NOT NULL;
-"""
-
 
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     return "" if value is None else str(value).strip(" \x00")
-
-
-def _single(query: Dataset, keyword: str) -> str | None:
-    """A query key usable as an exact SQL filter (single value, no wild card)."""
-    if keyword not in query:
-        return None
-    value = query[keyword].value
-    if value is None or not isinstance(value, str):
-        return None
-    text = value.strip(" \x00")
-    if not text or "*" in text or "?" in text or "\\" in text:
-        return None
-    return text
 
 
 class SQLiteStore:
@@ -133,22 +83,11 @@ class SQLiteStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
-            self._migrate()
+            with self._tx() as db:
+                migrate(db)
         except sqlite3.Error as exc:
             self._conn.close()
             raise ConfigError(f"database {str(path)!r}: {exc}") from None
-
-    def _migrate(self) -> None:
-        """Bring a version-1 database to version 2: the ``finished`` column and its index."""
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(workitems)")}
-        with self._tx() as db:
-            if "finished" not in columns:
-                db.execute("ALTER TABLE workitems ADD COLUMN finished REAL")
-                db.execute("UPDATE workitems SET finished = 0 WHERE state IN (?, ?)", _FINAL_STATES)
-            for statement in filter(None, (x.strip() for x in _INDEXES_V2.split(";"))):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -182,13 +121,15 @@ class SQLiteStore:
             raise ServiceError(Status.MISSING_ATTRIBUTE, "SOP Instance UID missing")
         with self._tx() as db:
             try:
-                db.execute(
+                wid = db.execute(
                     "INSERT INTO workitems (iuid, state, transaction_uid, sps_start, priority,"
                     " patient_id, worklist_label, dataset) VALUES (?,?,?,?,?,?,?,?)",
                     (iuid, *self._columns(dataset), encode_dataset(dataset)),
-                )
+                ).lastrowid
             except sqlite3.IntegrityError:
                 raise ServiceError(Status.DUPLICATE_SOP_INSTANCE) from None
+            assert wid is not None
+            write_entries(db, wid, dataset, fresh=True)
             rows = db.execute(
                 "SELECT ae_title, deletion_lock, match_keys FROM subscriptions"
                 " WHERE iuid = '' AND suspended = 0"
@@ -215,7 +156,7 @@ class SQLiteStore:
 
     @staticmethod
     def _finished(ds: Dataset, now: float) -> tuple[bool, float]:
-        return _text(ds, "ProcedureStepState") in _FINAL_STATES, now
+        return _text(ds, "ProcedureStepState") in FINAL_STATES, now
 
     def get_workitem(self, iuid: str) -> Dataset | None:
         """The stored UPS (with its Transaction UID: strip it before N-GET, CC.2.7.3)."""
@@ -240,10 +181,10 @@ class SQLiteStore:
         Returns False (and changes nothing) when another change came first.
         """
         with self._tx() as db:
-            cur = db.execute(
+            row = db.execute(
                 "UPDATE workitems SET state=?, transaction_uid=?, sps_start=?, priority=?,"
                 f" patient_id=?, worklist_label=?, dataset=?, finished={_FINISHED}"
-                " WHERE iuid=? AND state=? AND transaction_uid=?",
+                " WHERE iuid=? AND state=? AND transaction_uid=? RETURNING id",
                 (
                     *self._columns(dataset),
                     encode_dataset(dataset),
@@ -252,9 +193,10 @@ class SQLiteStore:
                     expected_state,
                     expected_transaction_uid,
                 ),
-            )
-            if cur.rowcount != 1:
+            ).fetchone()
+            if row is None:
                 return False
+            write_entries(db, row[0], dataset, fresh=False)
             self._enqueue(db, events, now)
             return True
 
@@ -269,9 +211,10 @@ class SQLiteStore:
         transaction.  A :class:`ServiceError` from ``decide`` changes nothing.
         """
         with self._tx() as db:
-            row = db.execute("SELECT dataset FROM workitems WHERE iuid = ?", (iuid,)).fetchone()
+            row = db.execute("SELECT dataset, id FROM workitems WHERE iuid = ?", (iuid,)).fetchone()
             outcome = decide(None if row is None else decode_dataset(row[0]))
             if outcome.dataset is not None and row is not None:
+                write_entries(db, row[1], outcome.dataset, fresh=False)
                 db.execute(
                     "UPDATE workitems SET state=?, transaction_uid=?, sps_start=?, priority=?,"
                     f" patient_id=?, worklist_label=?, dataset=?, finished={_FINISHED}"
@@ -286,53 +229,9 @@ class SQLiteStore:
             self._enqueue(db, outcome.events, now)
             return outcome
 
-    def find_workitems(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]:
-        """The UPSs matching a C-FIND identifier (PS3.4 C.2.2.2), oldest first.
-
-        Indexed columns narrow the candidates for single-value keys; the final
-        decision is :func:`ups.services.scp.matching.matches`.
-        """
-        where: list[str] = []
-        args: list[str] = []
-        for keyword, column in (
-            ("ProcedureStepState", "state"),
-            ("ScheduledProcedureStepPriority", "priority"),
-            ("PatientID", "patient_id"),
-            ("WorklistLabel", "worklist_label"),
-        ):
-            value = _single(query, keyword)
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        uids = self._uid_list(query)
-        if uids:
-            where.append(f"iuid IN ({','.join('?' * len(uids))})")
-            args.extend(uids)
-        sql = "SELECT dataset FROM workitems"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY rowid"
-        with self._lock:
-            blobs = [row[0] for row in self._conn.execute(sql, args).fetchall()]
-        found: list[Dataset] = []
-        for blob in blobs:
-            ds = decode_dataset(blob)
-            if matches(ds, query):
-                found.append(ds)
-                if limit is not None and len(found) >= limit:
-                    break
-        return found
-
-    @staticmethod
-    def _uid_list(query: Dataset) -> list[str]:
-        if "SOPInstanceUID" not in query:
-            return []
-        value = query["SOPInstanceUID"].value
-        if value is None or value == "":
-            return []
-        values = [value] if isinstance(value, str) else list(value)
-        uids = [str(v).strip(" \x00") for v in values]
-        return [] if any("*" in u or "?" in u for u in uids) else [u for u in uids if u]
+    def find_candidates(self, prefilter: Prefilter) -> SQLiteCandidates:
+        """The candidates of a C-FIND, a page at a time (:mod:`ups.services.scp.sqlitefind`)."""
+        return SQLiteCandidates(self._conn, self._lock, prefilter)
 
     def is_locked(self, iuid: str) -> bool:
         """Whether any subscriber holds a deletion lock on the UPS (CC.2.1.3)."""

@@ -35,6 +35,15 @@ applies their decisions atomically:
   :meth:`Store.next_purge` says when the oldest one no Deletion Lock holds finished,
   and :meth:`Store.purge_finished` deletes those finished before a time.  The SCP
   decides the retention window and runs the one timer (:mod:`ups.services.scp.retention`).
+* **C-FIND streams.**  :meth:`Store.find_candidates` takes the database-neutral
+  conditions of :mod:`ups.services.scp.prefilter` and returns a :class:`Candidates`
+  cursor: the stored encodings of a superset of the matches, a page per
+  :meth:`Candidates.fetch`, each workitem once, so memory per C-FIND is one page
+  whatever the result size.  Matching (the final check) and the response Identifiers
+  are the caller's (:mod:`ups.services.scp.finding`), the same for every store.  To
+  serve it a store keeps :func:`ups.services.scp.prefilter.index_entries` beside each
+  workitem it writes, and renders a condition as "some entry of this key satisfies one
+  of these terms" (equal, wild card, range).
 * **Time is an argument** (seconds since the epoch, as the caller's clock says);
   nothing here reads a clock.
 
@@ -55,11 +64,13 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 
+from ups.services.scp.prefilter import Prefilter
 from ups.services.scp.reports import EventReport
 from ups.services.uids import GLOBAL_SUBSCRIPTION_INSTANCES, EventType
 
 __all__ = [
     "GLOBAL_UIDS",
+    "Candidates",
     "Outcome",
     "QueuedEvent",
     "Store",
@@ -124,6 +135,22 @@ class Outcome(Protocol):
 OutcomeT = TypeVar("OutcomeT", bound=Outcome)
 
 
+class Candidates(Protocol):
+    """One C-FIND's candidates, read a page at a time (on the store's thread).
+
+    Every workitem that matches the query is among them, each at most once; the
+    caller matches them (:mod:`ups.services.scp.matching`).  Nothing needs to stay
+    open between pages; :meth:`close` is called when the C-FIND ends (done,
+    cancelled, or its association gone) and may be called twice.
+    """
+
+    def fetch(self, size: int) -> list[bytes]:
+        """Up to ``size`` more stored encodings (:func:`encode_dataset`); [] only at the end."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     """The small interface the SCP needs; another database can implement it."""
 
@@ -144,7 +171,7 @@ class Store(Protocol):
     def modify_workitem(
         self, iuid: str, decide: Callable[[Dataset | None], OutcomeT], *, now: float
     ) -> OutcomeT: ...
-    def find_workitems(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]: ...
+    def find_candidates(self, prefilter: Prefilter) -> Candidates: ...
     def delete_workitem(self, iuid: str) -> bool: ...
     def is_locked(self, iuid: str) -> bool: ...
     def purge_finished(self, before: float) -> list[str]: ...
