@@ -53,6 +53,7 @@ from pydicom.dataset import Dataset
 from ups.dimse.status import Status
 from ups.services.errors import ConfigError, ServiceError, UPSError
 from ups.services.scp.matching import matches
+from ups.services.scp.pgfind import PgCandidates
 from ups.services.scp.pgschema import (
     EVENT_COLUMNS,
     GLOBAL_LOCK,
@@ -68,10 +69,9 @@ from ups.services.scp.pgschema import (
     migrate,
     queued,
     reason,
-    single,
     text_of,
-    uid_list,
 )
+from ups.services.scp.prefilter import Prefilter
 from ups.services.scp.reports import EventReport, state_report
 from ups.services.scp.store import (
     GLOBAL_UIDS,
@@ -245,39 +245,9 @@ class PgStore:
 
         return self._atomic(body)
 
-    def find_workitems(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]:
-        """The UPSs matching a C-FIND identifier (PS3.4 C.2.2.2), oldest first.
-
-        Single-value keys on indexed columns narrow the candidates in SQL; the decision is
-        :func:`ups.services.scp.matching.matches`, as on SQLite.
-        """
-        where: list[str] = []
-        args: list[Any] = []
-        for keyword, column in (
-            ("ProcedureStepState", "state"),
-            ("ScheduledProcedureStepPriority", "priority"),
-            ("PatientID", "patient_id"),
-            ("WorklistLabel", "worklist_label"),
-        ):
-            value = single(query, keyword)
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        uids = uid_list(query)
-        if uids:
-            where.append("iuid = ANY(%s)")
-            args.append(uids)
-        sql = "SELECT dataset FROM ups_workitems"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        found: list[Dataset] = []
-        for (blob,) in self._rows(sql + " ORDER BY seq", args):
-            ds = decode_dataset(blob)
-            if matches(ds, query):
-                found.append(ds)
-                if limit is not None and len(found) >= limit:
-                    break
-        return found
+    def find_candidates(self, prefilter: Prefilter) -> PgCandidates:
+        """Every workitem, in pages (:mod:`ups.services.scp.pgfind`); matching decides."""
+        return PgCandidates(self._rows, prefilter)
 
     def is_locked(self, iuid: str) -> bool:
         """Whether any subscriber holds a deletion lock on the UPS (CC.2.1.3)."""
