@@ -123,3 +123,16 @@ def test_dataset_problems_walk_sequences_and_defined_terms_without_warnings() ->
     ]
     ds.ProcedureStepState = "PENDING"
     assert any("is not one of" in p for p in dataset_problems(ds))
+
+
+def _uid_by_components(uid: str) -> bool:
+    """PS3.5 §9.1 read literally: components of digits, no leading zero, one dot apart."""
+    parts = uid.split(".")
+    return all(p.isascii() and p.isdigit() and (p == "0" or p[0] != "0") for p in parts)
+
+
+@given(st.text("0123456789.x", max_size=20))
+def test_uid_syntax_is_the_component_rule(uid: str) -> None:
+    """The UID pattern (possessive, for speed) accepts exactly the component rule."""
+    syntactic = len(uid) <= 64 and uid != ""
+    assert (uid_problem(uid) is None) == (syntactic and _uid_by_components(uid))
