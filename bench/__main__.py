@@ -12,13 +12,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import (  # noqa: F401 - 9-13 register
+from bench import (  # noqa: F401 - 9-14 register
     procs,
     report,
     scenarios,
     scenarios_daemon,
     scenarios_find,
     scenarios_nats,
+    scenarios_scp,
 )
 from bench.harness import SIZES, Context, Figure, Row, selected
 
@@ -35,7 +36,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--only",
         action="append",
         metavar="SCENARIO",
-        help="run only this scenario id (1-13); repeatable",
+        help="run only this scenario id (1-14); repeatable",
     )
     ap.add_argument("--reps", type=int, help="override the number of repetitions")
     ap.add_argument("--json-out", type=Path, metavar="PATH", help="also write results here")

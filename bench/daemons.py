@@ -228,9 +228,11 @@ def listener(*options: str, workers: int = 1, timeout: float = 60.0) -> Program:
     )
 
 
-def scp(timeout: float = 60.0, *, db: Path | None = None, tree: Path | None = None) -> Program:
-    """``dcmups scp UPSSCP@127.0.0.1:0 --db TMP/ups.sqlite`` (a fresh database, or ``db``),
-    from this tree or ``tree``."""
+def scp(
+    timeout: float = 60.0, *, db: Path | str | None = None, tree: Path | None = None
+) -> Program:
+    """``dcmups scp UPSSCP@127.0.0.1:0 --db TMP/ups.sqlite`` (a fresh database, or ``db``:
+    a file or a ``postgresql://`` URL), from this tree or ``tree``."""
     return Program(
         ["scp", f"{SCP_AET}@127.0.0.1:0", "--db", str(db or "{dir}/ups.sqlite")],
         ready=SCP_LISTENING,

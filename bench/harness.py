@@ -150,6 +150,9 @@ class Sizes:
     hostile_reps: int  # at most this many repetitions (a fresh process each)
     find_workitems: tuple[int, ...]  # scenario 13: worklist sizes C-FIND is timed on
     find_stream: int  # scenario 13: matches of ~10 KB streamed to one reader
+    scp_seed: int  # scenario 14: SCHEDULED workitems created before the timed phases
+    scp_ops: int  # scenario 14: N-CREATEs (then claims) a repetition
+    scp_finds: int  # scenario 14: C-FINDs a repetition
 
 
 SIZES: dict[str, Sizes] = {
@@ -184,6 +187,9 @@ SIZES: dict[str, Sizes] = {
         hostile_reps=1,
         find_workitems=(100, 1000),
         find_stream=100,
+        scp_seed=40,
+        scp_ops=40,
+        scp_finds=40,
     ),
     "normal": Sizes(
         reps=5,
@@ -216,6 +222,9 @@ SIZES: dict[str, Sizes] = {
         hostile_reps=3,
         find_workitems=(1000, 10_000, 100_000),
         find_stream=2000,
+        scp_seed=1000,
+        scp_ops=500,
+        scp_finds=100,
     ),
 }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = {str(i) for i in range(1, 14)}
+SCENARIOS = {str(i) for i in range(1, 15)}
 
 
 def _check_cell(cell: object, where: str) -> None:
@@ -98,6 +98,10 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
         "10.pyn-sender.rate",
         "11.listener.items.answer_ms",
         "11.scp.items.answer_ms",
+        "14.sqlite.create.rate",
+        "14.sqlite.claim.rate",
+        "14.sqlite.find.rate",
+        "14.sqlite.find.scp_cpu_us",
     ):
         assert "median" in ours[rid], f"ours {rid}: {ours[rid]}"
     # The daemon rows carry the canned responder's ceiling.
