@@ -341,6 +341,13 @@ def test_the_unknown_name_entry_is_kept(store: PgStore) -> None:
     assert uids(store, q(PatientName="M?LLER*")) == ["1.2.1"]  # matching decides: ü is ?
 
 
+def test_a_key_with_a_nul_matches_nothing(store: PgStore) -> None:
+    create(store, "1.2.1", patient="A")
+    for value in ("A\0B", "A\0*", ["A\0B", "A"]):
+        expected = ["1.2.1"] if isinstance(value, list) else []
+        assert uids(store, q(PatientID=value)) == expected  # no error from the server
+
+
 # ----------------------------------------------------------------------------- migration
 
 

@@ -39,10 +39,20 @@ def _column(alias: str, term: Term) -> str:
     return f"{alias}.{'ivalue' if integer else 'tvalue'}"
 
 
+def _impossible(term: Term) -> bool:
+    """A text term with a NUL: PostgreSQL text holds none, so no entry satisfies it (and
+    the server would refuse the parameter); on SQLite it matches nothing either."""
+    if isinstance(term, Pattern):
+        return "\0" in term.pattern
+    return isinstance(term, Equal) and isinstance(term.value, str) and "\0" in term.value
+
+
 def _term(alias: str, term: Term, args: list[Any], floor: Any = None) -> str:
     """``term`` on the entry ``alias``; ``floor``: the keyset's lower bound, merged with the
     term's own so that the index is read from the tighter one."""
     column = _column(alias, term)
+    if _impossible(term):
+        return "FALSE"
     if isinstance(term, Equal):
         args.append(term.value)
         return f"{column} = %s"
