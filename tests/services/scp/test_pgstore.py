@@ -40,10 +40,12 @@ def queue(store: Store, ae_title: str, *iuids: str, now: float = T0) -> None:
 def test_the_schema_has_a_version_and_a_newer_one_is_refused(url: str) -> None:
     import psycopg
 
+    from ups.services.scp.pgschema import SCHEMA_VERSION
+
     open_store(url).close()
     open_store(url).close()  # a second start migrates nothing
     with psycopg.connect(url, autocommit=True) as conn:
-        assert conn.execute("SELECT version FROM ups_schema").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM ups_schema").fetchall() == [(SCHEMA_VERSION,)]
         conn.execute("UPDATE ups_schema SET version = 99")
     with pytest.raises(ConfigError, match="schema version 99 is newer"):
         open_store(url)

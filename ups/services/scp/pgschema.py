@@ -4,6 +4,18 @@
 on start. Table names carry a ``ups_`` prefix, since the database may be one the site
 uses for other things too. ``ups_delivery_leases`` holds one row per subscriber AE: who
 delivers its events now and until when (:mod:`ups.services.scp.pgstore`).
+
+Version 2 (issue 13, as SQLite's version 3 for issue 17) adds ``ups_workitem_keys``, the
+C-FIND index: one row per entry of :func:`ups.services.scp.prefilter.index_entries`,
+written by :func:`write_entries` in the transaction of every workitem write and deleted
+with the workitem (ON DELETE CASCADE on ``seq``). An entry's value is a DT as
+microseconds UTC (``ivalue bigint``) or text (``tvalue text COLLATE "C"``: byte order,
+which in UTF-8 is code point order, as Python and SQLite compare); exactly one is set,
+and the empty text (:data:`~ups.services.scp.prefilter.UNKNOWN`) is kept. The indexes
+(``key``, ``tvalue``, ``seq``) and (``key``, ``ivalue``, ``seq``) are what a condition
+reads, in value then creation order (:mod:`ups.services.scp.pgfind`); (``seq``, ``key``)
+checks the other conditions of one workitem and serves the cascade. Migrating from
+version 1 writes every stored workitem's entries, in the migration's transaction.
 """
 
 from __future__ import annotations
@@ -14,16 +26,17 @@ import psycopg
 from pydicom.dataset import Dataset
 
 from ups.services.errors import ConfigError, UPSError
+from ups.services.scp.prefilter import index_entries
 from ups.services.scp.store import QueuedEvent, decode_dataset
 from ups.services.scp.stores import shown
 from ups.services.uids import EventType
 
-__all__ = ["Connection", "Cursor", "DatabaseUnavailable", "connect", "migrate"]
+__all__ = ["Connection", "Cursor", "DatabaseUnavailable", "connect", "migrate", "write_entries"]
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 Connection = psycopg.Connection[tuple[Any, ...]]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: tuple[str, ...] = (  # MIGRATIONS[v] brings version v to v + 1
     """
     CREATE TABLE ups_workitems (
@@ -72,7 +85,21 @@ MIGRATIONS: tuple[str, ...] = (  # MIGRATIONS[v] brings version v to v + 1
         lease_until double precision NOT NULL DEFAULT 0
     );
     """,
+    """
+    CREATE TABLE ups_workitem_keys (
+        key text NOT NULL,
+        ivalue bigint,
+        tvalue text COLLATE "C",
+        seq bigint NOT NULL REFERENCES ups_workitems (seq) ON DELETE CASCADE,
+        CHECK ((ivalue IS NULL) <> (tvalue IS NULL))
+    );
+    CREATE INDEX ups_workitem_keys_text ON ups_workitem_keys (key, tvalue, seq);
+    CREATE INDEX ups_workitem_keys_int ON ups_workitem_keys (key, ivalue, seq);
+    CREATE INDEX ups_workitem_keys_seq ON ups_workitem_keys (seq, key);
+    """,
 )
+BACKFILL_PAGE = 500
+"""Workitems read per statement while a migration writes their index entries."""
 MIGRATION_LOCK = 0x55505331  # advisory lock keys ("UPS1", "UPS2")
 GLOBAL_LOCK = 0x55505332
 RETRIES = 5
@@ -162,6 +189,42 @@ def queued(row: tuple[Any, ...]) -> QueuedEvent:
     return QueuedEvent(i, ae, EventType(kind), uid, info, created, attempts, next_attempt)
 
 
+def write_entries(cur: Cursor, seq: int, dataset: Dataset, *, fresh: bool) -> None:
+    """Replace the C-FIND index rows of workitem ``seq`` (``fresh``: it has none yet), in
+    the caller's transaction; one INSERT whatever the number of entries."""
+    if not fresh:
+        cur.execute("DELETE FROM ups_workitem_keys WHERE seq = %s", (seq,))
+    entries = list(index_entries(dataset))
+    if not entries:
+        return
+    cur.execute(
+        "INSERT INTO ups_workitem_keys (key, ivalue, tvalue, seq)"
+        " SELECT k, i, t, %s FROM unnest(%s::text[], %s::bigint[], %s::text[]) AS e(k, i, t)",
+        (
+            seq,
+            [key for key, _ in entries],
+            [value if isinstance(value, int) else None for _, value in entries],
+            [value if isinstance(value, str) else None for _, value in entries],
+        ),
+    )
+
+
+def _backfill(conn: Connection) -> None:
+    """Write the index entries of every stored workitem (migration to version 2)."""
+    last = 0
+    with conn.cursor() as cur:
+        while True:
+            rows = cur.execute(
+                "SELECT seq, dataset FROM ups_workitems WHERE seq > %s ORDER BY seq LIMIT %s",
+                (last, BACKFILL_PAGE),
+            ).fetchall()
+            for seq, blob in rows:
+                write_entries(cur, seq, decode_dataset(blob), fresh=True)
+            if len(rows) < BACKFILL_PAGE:
+                return
+            last = rows[-1][0]
+
+
 def migrate(conn: Connection, url: str) -> None:
     """Create the schema, or bring it to :data:`SCHEMA_VERSION`, in one transaction under an
     advisory lock (several processes may start at once); a newer schema is refused."""
@@ -177,6 +240,8 @@ def migrate(conn: Connection, url: str) -> None:
             )
         for step in range(version, SCHEMA_VERSION):
             conn.execute(MIGRATIONS[step])
+            if step == 1:  # the C-FIND index: entries for what is stored already
+                _backfill(conn)
         if version != SCHEMA_VERSION:
             conn.execute("DELETE FROM ups_schema")
             conn.execute("INSERT INTO ups_schema VALUES (%s)", (SCHEMA_VERSION,))

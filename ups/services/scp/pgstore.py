@@ -35,6 +35,10 @@ association (71%, 83%); with four, 174 and 169/s against 250 and 110/s. The requ
 (decode, validation), not the driver, dominates; a second process on one PostgreSQL gave
 186 and 191/s.
 
+C-FIND: every workitem write replaces its index entries in the same transaction
+(:func:`~ups.services.scp.pgschema.write_entries`), and :mod:`ups.services.scp.pgfind`
+reads the prefilter's candidates from them in keyset pages, as on SQLite.
+
 Schema: ``ups_schema`` holds the version; start creates or migrates under an advisory
 lock, so several processes may start at once. psycopg is imported only when a
 ``postgresql://`` database is chosen (:mod:`ups.services.scp.stores`).
@@ -70,6 +74,7 @@ from ups.services.scp.pgschema import (
     queued,
     reason,
     text_of,
+    write_entries,
 )
 from ups.services.scp.prefilter import Prefilter
 from ups.services.scp.reports import EventReport, state_report
@@ -170,11 +175,13 @@ class PgStore:
             cur.execute(
                 "INSERT INTO ups_workitems (iuid, state, transaction_uid, sps_start, priority,"
                 " patient_id, worklist_label, dataset) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT (iuid) DO NOTHING",
+                " ON CONFLICT (iuid) DO NOTHING RETURNING seq",
                 (iuid, *columns(dataset), blob),
             )
-            if cur.rowcount != 1:
+            created = cur.fetchone()
+            if created is None:
                 raise ServiceError(Status.DUPLICATE_SOP_INSTANCE)
+            write_entries(cur, created[0], dataset, fresh=True)
             rows = cur.execute(
                 "SELECT ae_title, deletion_lock, match_keys FROM ups_subscriptions"
                 " WHERE iuid = '' AND NOT suspended"
@@ -214,11 +221,13 @@ class PgStore:
         def body(cur: Cursor) -> bool:
             cur.execute(
                 f"UPDATE ups_workitems SET {SET_COLUMNS}"
-                " WHERE iuid=%s AND state=%s AND transaction_uid=%s",
+                " WHERE iuid=%s AND state=%s AND transaction_uid=%s RETURNING seq",
                 (*values, iuid, expected_state, expected_transaction_uid),
             )
-            if cur.rowcount != 1:
+            updated = cur.fetchone()
+            if updated is None:
                 return False
+            write_entries(cur, updated[0], dataset, fresh=False)
             self._enqueue(cur, events, now)
             return True
 
@@ -231,7 +240,7 @@ class PgStore:
 
         def body(cur: Cursor) -> OutcomeT:
             row = cur.execute(
-                "SELECT dataset FROM ups_workitems WHERE iuid = %s FOR UPDATE", (iuid,)
+                "SELECT dataset, seq FROM ups_workitems WHERE iuid = %s FOR UPDATE", (iuid,)
             ).fetchone()
             outcome = decide(None if row is None else decode_dataset(row[0]))
             if outcome.dataset is not None and row is not None:
@@ -240,13 +249,14 @@ class PgStore:
                     f"UPDATE ups_workitems SET {SET_COLUMNS} WHERE iuid=%s",
                     (*columns(ds), encode_dataset(ds), *finished_args(ds, now), iuid),
                 )
+                write_entries(cur, row[1], ds, fresh=False)
             self._enqueue(cur, outcome.events, now)
             return outcome
 
         return self._atomic(body)
 
     def find_candidates(self, prefilter: Prefilter) -> PgCandidates:
-        """Every workitem, in pages (:mod:`ups.services.scp.pgfind`); matching decides."""
+        """The prefilter's candidates, in keyset pages (:mod:`ups.services.scp.pgfind`)."""
         return PgCandidates(self._rows, prefilter)
 
     def is_locked(self, iuid: str) -> bool:

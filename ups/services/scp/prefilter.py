@@ -145,6 +145,17 @@ class Pattern:
         cuts = [i for i in (self.pattern.find("*"), self.pattern.find("?")) if i >= 0]
         return self.pattern[: min(cuts)] if cuts else self.pattern
 
+    def above(self) -> str | None:
+        """The smallest string above every string that starts with :meth:`prefix`, in code
+        point order (None: none; the upper bound of the index range)."""
+        text = self.prefix()
+        while text:
+            last = ord(text[-1]) + 1
+            if last <= 0x10FFFF and not 0xD800 <= last <= 0xDFFF:
+                return text[:-1] + chr(last)
+            text = text[:-1]
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class Between:

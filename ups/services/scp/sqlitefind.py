@@ -34,16 +34,6 @@ from ups.services.scp.prefilter import Condition, Equal, Pattern, Prefilter, Ter
 __all__ = ["SQLiteCandidates"]
 
 
-def _after(text: str) -> str | None:
-    """The smallest string above every string that starts with ``text`` (None: none)."""
-    while text:
-        last = ord(text[-1]) + 1
-        if last <= 0x10FFFF and not 0xD800 <= last <= 0xDFFF:
-            return text[:-1] + chr(last)
-        text = text[:-1]
-    return None
-
-
 def _term(column: str, term: Term, args: list[Any], floor: Any = None) -> str:
     """``term`` on ``column``; ``floor``: a lower bound the caller adds (the keyset), merged
     with the term's own so that SQLite reads the index from the tighter one."""
@@ -57,7 +47,7 @@ def _term(column: str, term: Term, args: list[Any], floor: Any = None) -> str:
         parts.append(f"{column} GLOB ?")
         args.append(term.glob())
         low = term.prefix() or None
-        high = None if low is None else _after(low)
+        high = None if low is None else term.above()
         strict = True
     else:
         low, high, strict = term.low, term.high, False
