@@ -45,12 +45,12 @@ class Scp:
 
 
 @asynccontextmanager
-async def scp_process(url: str, aes: Sequence[str]) -> AsyncIterator[Scp]:
+async def scp_process(url: str, aes: Sequence[str], lease: float = LEASE) -> AsyncIterator[Scp]:
     args = [sys.executable, "-m", "ups", "scp", "UPSSCP@127.0.0.1:0", "--db", url]
     for ae in aes:
         args += ["--ae", ae]
     args += ["--retry-initial", "0.1", "--retry-max", "0.3", "--event-idle", "0.5"]
-    args += ["--lease", str(LEASE), "--no-announce"]
+    args += ["--lease", str(lease), "--no-announce"]
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -69,9 +69,11 @@ async def scp_process(url: str, aes: Sequence[str]) -> AsyncIterator[Scp]:
 
 
 @asynccontextmanager
-async def three_scps(url: str, aes: Sequence[str] = ()) -> AsyncIterator[list[Scp]]:
+async def three_scps(
+    url: str, aes: Sequence[str] = (), lease: float = LEASE
+) -> AsyncIterator[list[Scp]]:
     async with AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(scp_process(url, aes)) for _ in range(3)]
+        yield [await stack.enter_async_context(scp_process(url, aes, lease)) for _ in range(3)]
 
 
 async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
