@@ -15,6 +15,7 @@ Every wait is on a condition with a deadline; no sleep stands in for one.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -22,9 +23,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 from pydicom.uid import generate_uid
+
+try:
+    import psycopg
+except ImportError:  # skip like tests/services/scp/pg.py, not a collection error
+    if os.environ.get("DCMUPS_REQUIRE_PEERS") == "1":
+        raise
+    pytest.skip("psycopg not installed", allow_module_level=True)
 
 from tests.services.scp.pg import PgCluster
 from tests.services.scp.test_service import EventReceiver, client, final_state_attributes
