@@ -28,9 +28,11 @@ Every wait is on a condition with a deadline; no sleep stands in for one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 try:
-    import psycopg  # noqa: F401  (test_pg_scaleout needs it)
+    import psycopg
     from pynetdicom import AE, evt
     from pynetdicom.events import EventHandlerType
 except ImportError:
@@ -79,6 +81,7 @@ class Report:
     event_type: int
     state: str
     info: bytes
+    at: float = dataclasses.field(compare=False)
 
 
 class HoldingListener:
@@ -110,6 +113,7 @@ class HoldingListener:
             int(rq.EventTypeID),
             str(event.event_information.ProcedureStepState),
             rq.EventInformation.getvalue(),
+            time.time(),
         )
         with self._lock:
             hold = len(self.reports) == self.hold_after and self.held_report is None
@@ -141,6 +145,8 @@ class Burst:
         self.iuids = iuids
         self.resume = asyncio.Event()
         self.done: list[str] = []
+        self.lease_until = 0.0
+        """When the killed process's lease on WATCH runs out (read just before the kill)."""
 
     async def run(self) -> list[int]:
         share = -(-len(self.iuids) // CLIENTS)
@@ -191,6 +197,15 @@ async def advance(scu: UPSClient, iuid: str, doubt: bool) -> None:
         await scu.change_state(iuid, "IN PROGRESS", str(generate_uid()))
 
 
+def lease_until(url: str, ae_title: str) -> float:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT lease_until FROM ups_delivery_leases WHERE ae_title = %s", (ae_title,)
+        ).fetchone()
+    assert row is not None
+    return float(row[0])
+
+
 def ticks(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return condition()
@@ -211,6 +226,8 @@ async def kill_the_lease_holder_mid_burst(
     first_half = len(burst.done)
     burst.resume.set()
     await until(ticks(lambda: len(burst.done) >= first_half + 30), 30.0, "burst resumed")
+    # Read before the kill: a renewal after it only makes the check weaker, never wrong.
+    burst.lease_until = await asyncio.to_thread(lease_until, url, "WATCH")
     victims[0].proc.send_signal(signal.SIGKILL)
     await asyncio.wait_for(victims[0].proc.wait(), 10.0)
     assert len(burst.done) < WORKITEMS  # mid-burst
@@ -257,6 +274,8 @@ async def test_kill_9_of_the_lease_holder_mid_burst_pynetdicom_gets_each_event_o
         assert held_report is not None
         resent = [r for r in reports if r.iuid == held_report.iuid and r.state == held_report.state]
         assert resent == [held_report]  # the unanswered report, resent identical, once
+        taken_over = min(r.at for r in reports[HOLD_AFTER:])
+        assert taken_over >= burst.lease_until  # no other process sent before the lease ran out
         states: dict[str, list[str]] = {}
         for r in reports:
             states.setdefault(r.iuid, []).append(r.state)
