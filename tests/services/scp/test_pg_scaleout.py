@@ -15,6 +15,7 @@ Every wait is on a condition with a deadline; no sleep stands in for one.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -22,9 +23,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 from pydicom.uid import generate_uid
+
+try:
+    import psycopg
+except ImportError:  # skip like tests/services/scp/pg.py, not a collection error
+    if os.environ.get("DCMUPS_REQUIRE_PEERS") == "1":
+        raise
+    pytest.skip("psycopg not installed", allow_module_level=True)
 
 from tests.services.scp.pg import PgCluster
 from tests.services.scp.test_service import EventReceiver, client, final_state_attributes
@@ -45,12 +52,12 @@ class Scp:
 
 
 @asynccontextmanager
-async def scp_process(url: str, aes: Sequence[str]) -> AsyncIterator[Scp]:
+async def scp_process(url: str, aes: Sequence[str], lease: float = LEASE) -> AsyncIterator[Scp]:
     args = [sys.executable, "-m", "ups", "scp", "UPSSCP@127.0.0.1:0", "--db", url]
     for ae in aes:
         args += ["--ae", ae]
     args += ["--retry-initial", "0.1", "--retry-max", "0.3", "--event-idle", "0.5"]
-    args += ["--lease", str(LEASE), "--no-announce"]
+    args += ["--lease", str(lease), "--no-announce"]
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -69,9 +76,11 @@ async def scp_process(url: str, aes: Sequence[str]) -> AsyncIterator[Scp]:
 
 
 @asynccontextmanager
-async def three_scps(url: str, aes: Sequence[str] = ()) -> AsyncIterator[list[Scp]]:
+async def three_scps(
+    url: str, aes: Sequence[str] = (), lease: float = LEASE
+) -> AsyncIterator[list[Scp]]:
     async with AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(scp_process(url, aes)) for _ in range(3)]
+        yield [await stack.enter_async_context(scp_process(url, aes, lease)) for _ in range(3)]
 
 
 async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
