@@ -16,6 +16,15 @@ the sender's timed association, after its warm-up association::
     python -m bench.profile --daemon --window 1 --events 20000
     python -m bench.profile --daemon --window 16 --events 50000
 
+``--nats`` makes that ``dcmups -L --nats`` against a ``nats-server -js`` started for the run
+(``bench.servers``), the raw sender sending a UPS UID of its own per event (as scenario
+12 does: identical events would be duplicates to JetStream). ``--cpu-only`` skips cProfile
+and reports the daemon's CPU time per event over the same span (``time.process_time``),
+the figure to compare before and after a change::
+
+    python -m bench.profile --daemon --nats --window 16 --events 50000
+    python -m bench.profile --daemon --nats --cpu-only --window 16 --events 50000
+
 ``--stats-dir DIR`` also keeps the ``.pstats`` files for ``python -m pstats``.
 ``--inprocess`` runs both sides on one event loop in one process under one profiler
 (wall clock): no process ever waits inside a ``send`` for its peer to be scheduled, so a
@@ -31,9 +40,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import itertools
+import os
 import pstats
 import subprocess
 import sys
@@ -153,17 +164,24 @@ async def _inprocess(args: argparse.Namespace) -> None:
 
 
 async def _daemon(args: argparse.Namespace) -> None:
-    """``dcmups -L --json`` here under the profiler, the raw sender in a child process."""
+    """``dcmups -L --json`` (or ``--nats``) here under the profiler, the raw sender in a child."""
+    from bench import servers
     from ups.cli.listen import ListenerOptions, run_listener
+    from ups.cli.sinks import NatsTarget
 
     loop = asyncio.get_running_loop()
     profile = _profiler(args)
-    with tempfile.TemporaryDirectory(prefix="dcmups-profile-") as tmp:
-        output = Path(tmp) / "events.jsonl"
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dcmups-profile-")))
+        broker = stack.enter_context(servers.nats()) if args.nats else None
+        target = NatsTarget(broker.url, "bench.events") if broker is not None else None
+        output = tmp / "events.jsonl"
         with open(output, "w", encoding="utf-8") as out:
             stop = asyncio.Event()
             bound: asyncio.Future[int] = loop.create_future()
-            opts = ListenerOptions(ae_title="ANY-SCP", host="127.0.0.1", port=0, output="json")
+            opts = ListenerOptions(
+                ae_title="ANY-SCP", host="127.0.0.1", port=0, output="json", nats=target
+            )
             daemon = loop.create_task(
                 run_listener(
                     opts, out, stop=stop, ready=lambda listener: bound.set_result(listener.port)
@@ -173,31 +191,51 @@ async def _daemon(args: argparse.Namespace) -> None:
                 await asyncio.wait((bound, daemon), timeout=30, return_when=asyncio.FIRST_COMPLETED)
                 if not bound.done():
                     raise RuntimeError(f"the daemon did not start: {daemon}")
-                rate = await _drive(args, bound.result(), profile)
+                rate, cpu = await _drive(args, bound.result(), profile)
             finally:
                 stop.set()
                 status = await asyncio.wait_for(daemon, 60)
-        lines = output.read_bytes().count(b"\n")
+        if broker is not None:
+            lines = await _stream_messages(broker.url)
+        else:
+            lines = output.read_bytes().count(b"\n")
+    side = "--nats" if args.nats else "--json"
     if status != 0 or lines != args.warmup + args.events:
         raise RuntimeError(
-            f"daemon exit status {status}, {lines} lines for {args.warmup + args.events} events"
+            f"daemon exit status {status}, {lines} stored for {args.warmup + args.events} events"
         )
     print(
-        f"raw sender -> dcmups -L --json: {rate:,.0f} events/s with the daemon under "
-        f"cProfile (window {args.window}); {lines} lines written",
+        f"raw sender -> dcmups -L {side}: {rate:,.0f} events/s (window {args.window}), "
+        f"daemon CPU {cpu / args.events * 1e6:.1f} us/event"
+        f"{'' if args.cpu_only else ' under cProfile'}; {lines} events stored",
         file=sys.stderr,
     )
-    _report(
-        profile,
-        f"dcmups -L --json, window {args.window}, {_clock(args)}",
-        args.events,
-        args.top,
-        args.stats_dir / "daemon.pstats" if args.stats_dir else None,
-    )
+    if not args.cpu_only:
+        _report(
+            profile,
+            f"dcmups -L {side}, window {args.window}, {_clock(args)}",
+            args.events,
+            args.top,
+            args.stats_dir / "daemon.pstats" if args.stats_dir else None,
+        )
 
 
-async def _drive(args: argparse.Namespace, port: int, profile: cProfile.Profile) -> float:
-    """Start the raw sender; profile from its timed association's start to its end."""
+async def _stream_messages(url: str) -> int:
+    import nats
+
+    client = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        return int((await client.jetstream().stream_info("BENCH_EVENTS")).state.messages)
+    finally:
+        await client.close()
+
+
+async def _drive(
+    args: argparse.Namespace, port: int, profile: cProfile.Profile
+) -> tuple[float, float]:
+    """Start the raw sender; profile from its timed association's start to its end.
+
+    Returns the sender's rate and this process's CPU seconds over that span."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -214,6 +252,7 @@ async def _drive(args: argparse.Namespace, port: int, profile: cProfile.Profile)
         str(args.warmup),
         "--loop",
         args.loop,
+        *(["--nats"] if args.nats else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -221,15 +260,24 @@ async def _drive(args: argparse.Namespace, port: int, profile: cProfile.Profile)
     try:
         if await asyncio.wait_for(proc.stdout.readline(), 120) != b"warm\n":
             raise RuntimeError("the raw sender failed its warm-up")
-        profile.enable()
+        if not args.cpu_only:
+            profile.enable()
+        times = os.times()
         proc.stdin.write(b"go\n")
         await proc.stdin.drain()
         done = await asyncio.wait_for(proc.stdout.readline(), 600)
+        after = os.times()
         profile.disable()
+        user, system = after.user - times.user, after.system - times.system
+        print(
+            f"daemon CPU: user {user / args.events * 1e6:.1f} + system "
+            f"{system / args.events * 1e6:.1f} us/event",
+            file=sys.stderr,
+        )
         if not done.startswith(b"done "):
             raise RuntimeError("the raw sender failed")
         await asyncio.wait_for(proc.wait(), 30)
-        return float(done.split()[1])
+        return float(done.split()[1]), user + system
     finally:
         profile.disable()
         if proc.returncode is None:
@@ -240,12 +288,15 @@ async def _drive(args: argparse.Namespace, port: int, profile: cProfile.Profile)
 async def _raw_sender(args: argparse.Namespace) -> None:
     """The child of ``--daemon``: a warm-up association, "warm", wait for "go", then the
     timed association, "done RATE"."""
-    await rawclient.run_requests("127.0.0.1", args.port, total=args.warmup, window=args.window)
+    unique = args.nats  # JetStream drops identical events as duplicates
+    await rawclient.run_requests(
+        "127.0.0.1", args.port, total=args.warmup, window=args.window, unique=unique
+    )
     print("warm", flush=True)
     if sys.stdin.readline().strip() != "go":
         return
     result = await rawclient.run_requests(
-        "127.0.0.1", args.port, total=args.events, window=args.window, timeout=600
+        "127.0.0.1", args.port, total=args.events, window=args.window, timeout=600, unique=unique
     )
     print(f"done {args.events / float(result['elapsed_s'])}", flush=True)  # type: ignore[arg-type]
 
@@ -272,6 +323,16 @@ def main(argv: list[str]) -> int:
         "--daemon",
         action="store_true",
         help="profile dcmups -L --json here, driven by the raw sender",
+    )
+    ap.add_argument(
+        "--nats",
+        action="store_true",
+        help="with --daemon: dcmups -L --nats into a nats-server -js started for the run",
+    )
+    ap.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="with --daemon: no cProfile, the daemon's CPU time per event only",
     )
     ap.add_argument(
         "--role",

@@ -104,13 +104,22 @@ def _message_id(event: UPSEvent, calling_aet: str, iuid: str) -> str:
 class EventMessages:
     """Builds (subject, payload, headers) per event; what repeats is made once."""
 
-    __slots__ = ("_subjects", "_render", "_senders")
+    __slots__ = ("_subjects", "_render", "_senders", "_sender_bytes", "_commands")
 
     def __init__(self, subject: str, render: Callable[[UPSEvent], str] | None = None) -> None:
         base = check_subject(subject)
         self._subjects = {k: f"{base}.{suffix}" for k, suffix in SUBJECT_SUFFIXES.items()}
         self._render = render or JsonLineRenderer()
         self._senders: dict[str, str] = {}  # calling AE title -> its header value
+        self._sender_bytes: dict[str, bytes] = {}  # the same, encoded (``command``)
+        self._commands = {  # Event Type ID -> (b"HPUB <subject> ", b"<id>", header line)
+            k: (
+                f"HPUB {subject} ".encode("ascii"),
+                b"%d" % k,
+                b"\r\nUps-Event-Type: %d\r\nUps-Sop-Instance-Uid: " % k,
+            )
+            for k, subject in self._subjects.items()
+        }
 
     @property
     def subjects(self) -> list[str]:
@@ -128,16 +137,38 @@ class EventMessages:
         return subject, payload, headers
 
     def command(self, event: UPSEvent, reply: bytes) -> bytes:
-        """``hpub(*self(event))`` with ``reply``, made in one go: the sink's per-event path."""
-        subject, payload, sender, iuid = self._parts(event)
-        head = (
-            f"NATS/1.0\r\nNats-Msg-Id: {_message_id(event, sender, iuid)}\r\n"
-            f"Ups-Event-Type: {event.event_type_id:d}\r\nUps-Sop-Instance-Uid: {iuid}\r\n"
-            f"Ups-Calling-Ae: {sender}\r\n\r\n"
-        ).encode("ascii")
+        """``hpub(*self(event))`` with ``reply``, made in one go: the sink's per-event path.
+
+        Made as bytes from parts kept per event type (``HPUB <subject> ``, the type's
+        header line) and per calling AE; only the UPS, the digest and the payload are new.
+        """
+        kind = event.event_type_id
+        parts = self._commands.get(kind)
+        if parts is None:  # the listener refuses other types before they get here
+            raise ValueError(f"no subject for Event Type ID {kind}")
+        payload = self._render(event).encode("utf-8", "backslashreplace")
+        sender = self._sender_bytes.get(event.calling_aet)
+        if sender is None:
+            if len(self._sender_bytes) > 1024:
+                self._sender_bytes.clear()
+            sender = header_value(event.calling_aet).encode("ascii")
+            self._sender_bytes[event.calling_aet] = sender
+        iuid = event.iuid
+        uid = (iuid if _PLAIN.fullmatch(iuid) else header_value(iuid)).encode("ascii")
+        raw = event.raw_dataset
+        digest = hashlib.blake2b(raw.raw if raw is not None else b"", digest_size=_DIGEST_BYTES)
+        head = b"NATS/1.0\r\nNats-Msg-Id: %s:%s:%s:%s%s%s\r\nUps-Calling-Ae: %s\r\n\r\n" % (
+            sender,
+            uid,
+            parts[1],
+            digest.hexdigest().encode("ascii"),
+            parts[2],
+            uid,
+            sender,
+        )
         size = len(head)
-        return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
-            subject.encode("ascii"),
+        return b"%s%s %d %d\r\n%s%s\r\n" % (
+            parts[0],
             reply,
             size,
             size + len(payload),
