@@ -26,7 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ups.services.scp.prefilter import Between, Condition, Equal, Pattern, Prefilter, Term
+from ups.services.scp.prefilter import (
+    Between,
+    Condition,
+    Equal,
+    Pattern,
+    Prefilter,
+    Term,
+    index_range,
+)
 
 __all__ = ["PgCandidates"]
 
@@ -57,25 +65,17 @@ def _term(alias: str, term: Term, args: list[Any], floor: Any = None) -> str:
         args.append(term.value)
         return f"{column} = %s"
     parts: list[str] = []
-    low: Any
-    high: Any = None
     if isinstance(term, Pattern):
         parts.append(f"{column} LIKE %s ESCAPE '\\'")
         args.append(term.like())
-        low = term.prefix() or None
-        high = None if low is None else term.above()
-        strict = True
-    else:
-        low, high, strict = term.low, term.high, False
-        if low is None and high is None:
-            parts.append(f"{column} IS NOT NULL")
-    if floor is not None:
-        low = floor if low is None else max(low, floor)
+    elif term.low is None and term.high is None:
+        parts.append(f"{column} IS NOT NULL")  # any date-time entry
+    low, high, exclusive = index_range(term, floor)
     if low is not None:
         parts.append(f"{column} >= %s")
         args.append(low)
     if high is not None:
-        parts.append(f"{column} {'<' if strict else '<='} %s")
+        parts.append(f"{column} {'<' if exclusive else '<='} %s")
         args.append(high)
     return "(" + " AND ".join(parts) + ")"
 

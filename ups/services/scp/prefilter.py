@@ -65,6 +65,7 @@ __all__ = [
     "Term",
     "compile_query",
     "index_entries",
+    "index_range",
 ]
 
 UNKNOWN = ""
@@ -166,6 +167,29 @@ class Between:
 
 
 Term = Equal | Pattern | Between
+
+
+def index_range(
+    term: Pattern | Between, floor: Value | None = None
+) -> tuple[Value | None, Value | None, bool]:
+    """The stretch of the index a pattern or range term reads, as ``(low, high, high is
+    exclusive)``, None an open end; ``floor`` (a keyset's last value) raises ``low``.
+
+    A pattern reads from its literal prefix to :meth:`Pattern.above` (the pattern itself
+    is still checked on each entry); a range reads its own bounds, inclusive. Both
+    stores render this range in their SQL, so the keyset arithmetic lives here once.
+    """
+    low: Value | None
+    high: Value | None
+    if isinstance(term, Pattern):
+        low = term.prefix() or None
+        high = None if low is None else term.above()
+        exclusive = True
+    else:
+        low, high, exclusive = term.low, term.high, False
+    if floor is not None:
+        low = floor if low is None else max(low, floor)
+    return low, high, exclusive
 
 
 @dataclass(frozen=True, slots=True)

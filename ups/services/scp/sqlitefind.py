@@ -29,7 +29,7 @@ import sqlite3
 import threading
 from typing import Any
 
-from ups.services.scp.prefilter import Condition, Equal, Pattern, Prefilter, Term
+from ups.services.scp.prefilter import Condition, Equal, Pattern, Prefilter, Term, index_range
 
 __all__ = ["SQLiteCandidates"]
 
@@ -41,25 +41,17 @@ def _term(column: str, term: Term, args: list[Any], floor: Any = None) -> str:
         args.append(term.value)
         return f"{column} = ?"
     parts: list[str] = []
-    low: Any
-    high: Any = None
     if isinstance(term, Pattern):
         parts.append(f"{column} GLOB ?")
         args.append(term.glob())
-        low = term.prefix() or None
-        high = None if low is None else term.above()
-        strict = True
-    else:
-        low, high, strict = term.low, term.high, False
-        if low is None and high is None:
-            parts.append(f"typeof({column}) = 'integer'")
-    if floor is not None:
-        low = floor if low is None else max(low, floor)
+    elif term.low is None and term.high is None:
+        parts.append(f"typeof({column}) = 'integer'")  # any date-time entry
+    low, high, exclusive = index_range(term, floor)
     if low is not None:
         parts.append(f"{column} >= ?")
         args.append(low)
     if high is not None:
-        parts.append(f"{column} {'<' if strict else '<='} ?")
+        parts.append(f"{column} {'<' if exclusive else '<='} ?")
         args.append(high)
     return "(" + " AND ".join(parts) + ")"
 
