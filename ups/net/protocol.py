@@ -135,16 +135,8 @@ class CoreProtocol(asyncio.Protocol):
             self._in_read = False
         # One write for everything this read caused: DIMSE responses in order, and what
         # the core answered itself (A-ABORT, A-RELEASE-RP, A-ASSOCIATE-RJ).
-        out = core.data_to_send()
-        transport = self._transport
-        if transport is not None:
-            if out:
-                transport.write(out)
-            if self._close_wanted:
-                self._flush()
-        when = core.next_deadline()
-        if when is not None and (self._timer is None or when < self._timer_when):
-            self._arm(when)
+        self._flush()
+        self._rearm()
         if self._socket is not None and core.incomplete:
             self._quickack()
 
@@ -279,20 +271,11 @@ class CoreProtocol(asyncio.Protocol):
                 transport.close()
 
     def _flush_later(self) -> None:
-        """``_pump`` written out: once per loop pass while answers are given later."""
+        """Once per loop pass while answers are given later: their events, one write."""
         self._flush_soon = None
-        core = self._core
         self._drain()
-        out = core.data_to_send()
-        transport = self._transport
-        if transport is not None:
-            if out:
-                transport.write(out)
-            if self._close_wanted:
-                self._flush()
-        when = core.next_deadline()
-        if when is not None and (self._timer is None or when < self._timer_when):
-            self._arm(when)
+        self._flush()
+        self._rearm()
 
     def _write_soon(self) -> None:
         """Answers given outside a read share one write, one loop pass later (with the
