@@ -219,25 +219,30 @@ async def test_an_existing_stream_taking_the_subjects_is_used_as_it_is(
     assert "SITE" in warning
 
 
-async def test_ready_commands_and_nats_py_publish_store_the_same_messages(
+async def test_the_own_connection_and_nats_py_publish_store_the_same_messages(
     nats_server: servers.Nats,
 ) -> None:
-    """The sink hands nats-py a read's HPUB commands at once (its own buffer); a nats-py
-    without that buffer gets ``publish`` per event. Both must store the same message."""
+    """The sink publishes over a connection of its own (``natslink``); a URL that takes
+    nats-py (TLS, several servers) gets nats-py's ``publish`` per event. Both must store
+    the same message."""
     import nats
 
     stored = []
     events = [_event(uid, i) for i, uid in enumerate(uids(3), 1)]
-    for wire in (True, False):
-        subject = f"ups.{'wire' if wire else 'publish'}"
-        async with NatsSink(nats_server.url, subject) as sink:
-            assert sink._wire  # the installed nats-py takes ready commands
-            sink._wire = wire
+    for own in (True, False):
+        subject = f"ups.{'own' if own else 'publish'}"
+        sink = NatsSink(nats_server.url, subject)
+        assert sink._address is not None  # a plain nats:// URL takes the own connection
+        if not own:
+            sink._address = None
+        async with sink:
+            assert (sink._link is not None) is own
             for event in events:
                 sink.add(event)
             done = sink.commit()
             assert done is not None
             await asyncio.wait_for(done, 10)
+            assert (sink.stats.batches, sink.stats.published) == (1, 3)
         client = await nats.connect(nats_server.url)
         try:
             msgs = [await client.jetstream().get_msg(sink.stream, seq) for seq in (1, 2, 3)]

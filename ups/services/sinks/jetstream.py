@@ -3,15 +3,23 @@
 :class:`NatsSink` is a batch consumer for :func:`~ups.services.listener.serve_events`
 and ``dcmups -L --nats``. Per read of an association the listener hands it the read's
 events (``add``) and commits them once (``commit``); the commit publishes every event
-(all sent first, pipelined on one connection, each with a reply subject of the batch's
-own: the read's HPUB commands go to nats-py's outgoing buffer in one call, nats-py's
-``publish`` being the fallback), then waits for JetStream's acknowledgements, and only
-then does the listener answer the N-EVENT-REPORTs with Success. One publisher task sends
-whatever was committed since it last ran, and one timer watches the oldest batch's
-deadline. An acknowledgement means the stream stored the message (or already held it: a
-duplicate), so an event the sender saw acknowledged is in the stream. What is published
-is :mod:`ups.services.sinks.messages` (the ``--json`` line, a subject per event type,
+(pipelined, each with a reply subject of the batch's own), JetStream acknowledges each,
+and only when all of a batch's acknowledgements are in does the listener answer its
+N-EVENT-REPORTs with Success. One timer watches the oldest batch's deadline. An
+acknowledgement means the stream stored the message (or already held it: a duplicate),
+so an event the sender saw acknowledged is in the stream. What is published is
+:mod:`ups.services.sinks.messages` (the ``--json`` line, a subject per event type,
 headers, the ``Nats-Msg-Id`` that makes a resent event a duplicate).
+
+Two connections. nats-py runs the JetStream API: it creates or checks the stream at start,
+after a reconnection and when a publish finds no stream. The events go over a connection
+of the sink's own (:mod:`~ups.services.sinks.natslink`, the protocol in
+:mod:`~ups.services.sinks.natsproto`): ``commit`` writes the read's ``HPUB`` commands to
+it in one call, and the acknowledgements are counted in the callback that reads them.
+Through nats-py the same work cost twice the listener's CPU per event (its parser,
+``Msg`` objects, a queue and a task per subscription message, a task to publish); the
+figures are in the closing note of issue 13. A URL the own connection does not take
+(``tls://``, several servers) publishes through nats-py's ``publish`` instead.
 
 Broker down or slow. While the connection is down a commit fails at once; a batch whose
 acknowledgements do not all arrive within ``ack_timeout`` seconds, or that JetStream
@@ -24,14 +32,17 @@ got lost); their second copy carries the same ``Nats-Msg-Id`` and JetStream drop
 within the stream's duplicate window (``duplicate_window``, 120 s by default, set when
 this sink creates the stream; an existing stream keeps its own and a shorter one is
 logged). One log line (logger ``ups.services.sinks``) says when an outage begins and one
-when it ends; nothing is logged per event. nats-py reconnects by itself (forever, every
-``reconnect_wait`` seconds); on reconnecting the sink checks the stream (creating it
-again if the server lost it) and publishes work again.
+when it ends; nothing is logged per event. Both connections reconnect by themselves
+(forever, every ``reconnect_wait`` seconds); on reconnecting the sink checks the stream
+(creating it again if the server lost it) and publishes work again. A batch whose
+acknowledgements are overdue makes the sink PING the broker: a connection on which
+nothing at all arrives within ``ack_timeout`` more is dropped and made again.
 
 Memory: the events of unfinished commits are bounded by the listener (``buffer``); here
-a batch is a list of ready messages plus one future and one timer, removed when it
-settles, and nothing is sent while the connection is down (nats-py's reconnect buffer
-stays empty), so late acknowledgements of a failed batch find nothing and are dropped.
+a batch is a counter and one future, removed when it settles; nothing is sent while the
+connection is down, and a commit is refused while more than ``MAX_UNSENT`` bytes wait
+for a broker that does not read them. Late acknowledgements of a failed batch find
+nothing and are dropped.
 
 nats-py is imported when the sink starts, so the rest of the package does not need it
 (``pip install 'dcmups[nats]'``).
@@ -43,6 +54,7 @@ import asyncio
 import inspect
 import logging
 import math
+import secrets
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -53,6 +65,8 @@ from ups.dimse.status import Status
 from ups.services.errors import ServiceError, UPSError
 from ups.services.events import UPSEvent
 from ups.services.sinks.messages import EventMessages, check_subject, default_stream
+from ups.services.sinks.natslink import NatsLink, NatsLinkError, open_link
+from ups.services.sinks.natsproto import Message, NatsAddress, parse_address
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -61,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ACK_TIMEOUT",
     "DEFAULT_DUPLICATE_WINDOW",
+    "MAX_UNSENT",
     "NatsSink",
     "SinkConnectError",
     "SinkStats",
@@ -75,10 +90,12 @@ DEFAULT_ACK_TIMEOUT = 2.0
 DEFAULT_DUPLICATE_WINDOW = 120.0
 """Seconds JetStream remembers a ``Nats-Msg-Id`` (its own default; covers our SCP's
 longest resend delay, ``--retry-max`` 60 s, twice over)."""
+MAX_UNSENT: Final = 8 * 1024 * 1024
+"""Bytes written to the broker and not yet taken by it past which commits are refused."""
 _HEADROOM = 4096
 """Bytes kept free under the server's max_payload for the headers."""
 
-Message = tuple[str, bytes, dict[str, str]]
+Message3 = tuple[str, bytes, dict[str, str]]
 
 
 class SinkUnavailable(ServiceError):
@@ -109,33 +126,21 @@ class SinkStats:
 
 
 class _Batch:
-    """One commit: what to send, the acknowledgements still due, its future."""
+    """One commit: the acknowledgements still due, and its future."""
 
-    __slots__ = (
-        "token",
-        "wire",
-        "messages",
-        "count",
-        "remaining",
-        "duplicates",
-        "done",
-        "deadline",
-    )
+    __slots__ = ("token", "messages", "count", "remaining", "duplicates", "done", "deadline")
 
     def __init__(
         self,
-        token: str,
-        wire: bytes,
-        messages: list[Message],
+        token: bytes,
+        messages: list[Message3],
         count: int,
         done: asyncio.Future[None],
         now: float,
     ) -> None:
         self.token = token
-        self.wire = wire
-        """The batch's HPUB commands, ready for the connection (nats-py's buffer)."""
         self.messages = messages
-        """Or the messages, for nats-py's ``publish`` (a nats-py without that buffer)."""
+        """For nats-py's ``publish`` (a URL the own connection does not take)."""
         self.count = self.remaining = count
         self.duplicates = 0
         self.done = done
@@ -185,18 +190,22 @@ class NatsSink:
         self._reconnect_wait = reconnect_wait
         self._name = name
         self._messages = EventMessages(subject)
-        self._open: list[Message] = []  # this read's events (nats-py's publish)
-        self._commands: list[bytes] = []  # or their HPUB commands (nats-py's buffer)
+        self._address: NatsAddress | None = parse_address(url)
+        """Where the own publishing connection goes; None: publish through nats-py."""
+        self._inbox = f"_INBOX.{secrets.token_hex(11)}."
+        self._inbox_bytes = self._inbox.encode("ascii")
+        self._open: list[Message3] = []  # this read's events (nats-py's publish)
+        self._commands: list[bytes] = []  # or their HPUB commands (the own connection)
         self._reply = b""  # the open batch's reply subject, token last
-        self._wire = False
-        self._queue: list[_Batch] = []  # committed, not sent yet
-        self._sent: dict[str, _Batch] = {}  # sent, acknowledgements due (oldest first)
+        self._queue: list[_Batch] = []  # committed, not sent yet (nats-py's publish)
+        self._sent: dict[bytes, _Batch] = {}  # acknowledgements due, oldest first
         self._wake: asyncio.Future[None] | None = None
         self._publishing: asyncio.Task[None] | None = None
+        self._relinking: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._serial = 0
         self._nc: Client | None = None
-        self._inbox = ""
+        self._link: NatsLink | None = None
         self._closed = False
         self._outage: float | None = None
         self._outage_refused = 0
@@ -247,28 +256,35 @@ class NatsSink:
             cause = str(causes[-1] if causes else exc) or "timed out"
             raise SinkConnectError(f"cannot reach NATS at {self.url}: {cause}") from exc
         try:
-            self._inbox = nc.new_inbox() + "."
-            await nc.subscribe(self._inbox + "*", cb=self._on_ack)
             self._nc = nc
             self._max_payload = int(nc.max_payload)
-            self._wire = _has_command_buffer(nc)
             self.stream = await asyncio.wait_for(self._ensure_stream(), self._connect_timeout)
+            if self._address is not None:
+                self._link = await self._open_link()
+            else:
+                await nc.subscribe(self._inbox + "*", cb=self._on_ack)
+                loop = asyncio.get_running_loop()
+                self._publishing = loop.create_task(self._publisher(nc))
         except Exception as exc:
             self._nc = None
             await nc.close()
+            if isinstance(exc, NatsLinkError):
+                raise SinkConnectError(f"cannot publish to NATS at {self.url}: {exc}") from exc
             raise SinkConnectError(f"NATS at {self.url}: no usable stream: {exc!r}") from exc
-        self._publishing = asyncio.get_running_loop().create_task(self._publisher(nc))
         return self
 
     async def close(self) -> None:
-        """Close the connection; a commit still waiting is refused (0x0213)."""
+        """Close the connections; a commit still waiting is refused (0x0213)."""
         self._closed = True
-        for task in (self._checking, self._publishing):
+        for task in (self._checking, self._publishing, self._relinking):
             if task is not None:
                 task.cancel()
         if self._timer is not None:
             self._timer.cancel()
         self._fail_all("the NATS sink is closed")
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
         nc, self._nc = self._nc, None
         if nc is not None:
             await nc.close()
@@ -287,8 +303,12 @@ class NatsSink:
     @property
     def available(self) -> bool:
         """Connected, and no outage in progress."""
+        if self._outage is not None:
+            return False
+        if self._address is not None:
+            return self._link is not None and self._link.connected
         nc = self._nc
-        return nc is not None and nc.is_connected and self._outage is None
+        return nc is not None and nc.is_connected
 
     async def _ensure_stream(self) -> str:
         """The stream that takes our subjects: created if none does (idempotent)."""
@@ -323,13 +343,59 @@ class NatsSink:
             )
         return name
 
+    # -------------------------------------------------------------- the own connection
+
+    async def _open_link(self) -> NatsLink:
+        assert self._address is not None
+        link = await open_link(
+            self._address,
+            name=self._name,
+            inbox=self._inbox_bytes + b"*",
+            timeout=self._connect_timeout,
+            on_message=self._on_message,
+            on_error=self._on_server_error,
+            on_lost=self._on_link_lost,
+        )
+        self._max_payload = link.reader.max_payload
+        return link
+
+    def _on_link_lost(self, exc: BaseException | None) -> None:
+        self._link = None
+        if self._closed:
+            return
+        # The acknowledgements still due will not come: refuse those batches now.
+        if not self._fail_all("connection lost"):
+            self._unavailable("connection lost", 0)
+        if self._relinking is None or self._relinking.done():
+            self._relinking = asyncio.get_running_loop().create_task(self._relink())
+
+    async def _relink(self) -> None:
+        """Connect again every ``reconnect_wait`` seconds until it works or the sink closes."""
+        while not self._closed:
+            await asyncio.sleep(self._reconnect_wait)
+            try:
+                link = await self._open_link()
+            except NatsLinkError as exc:
+                log.debug("NATS reconnection failed: %s", exc)
+                continue
+            if self._closed:
+                link.close()
+                return
+            self._link = link
+            self._check_stream()
+            return
+
+    def _on_server_error(self, text: str) -> None:
+        """An ``-ERR`` on an open connection (a publish it refused): one line per outage."""
+        self._unavailable(f"NATS server error: {text}", 0)
+
     # -------------------------------------------------------------- the batch consumer
 
     def add(self, event: UPSEvent) -> None:
         if not self._commands and not self._open:  # a new batch: its own reply subject
             self._serial += 1
-            self._reply = f"{self._inbox}{self._serial}".encode("ascii")
-        if not self._wire:
+            self._reply = b"%s%d" % (self._inbox_bytes, self._serial)
+        if self._address is None:
             subject, payload, headers = self._messages(event)
             if len(payload) > self._max_payload - _HEADROOM:
                 raise ValueError(f"event of {len(payload)} bytes is over NATS max_payload")
@@ -343,23 +409,35 @@ class NatsSink:
     def commit(self) -> Awaitable[None] | None:
         """The read's events, to publish: a future done once JetStream has them all.
 
-        No task per batch: the batch joins the queue of the sink's one publisher task,
-        which sends every batch committed since it last ran, and the acknowledgements
-        settle the future.
+        On the own connection the read's commands are written here, in one call; the
+        acknowledgements settle the future as they are read. Through nats-py the batch
+        joins the queue of the sink's one publisher task.
         """
         commands, self._commands = self._commands, []
         messages, self._open = self._open, []
         count = len(commands) or len(messages)
         if not count:
             return None
+        token = self._reply[len(self._inbox_bytes) :]
+        loop = asyncio.get_running_loop()
+        if self._address is not None:
+            link = self._link
+            if link is None or not link.connected:
+                reason = "the NATS sink is closed" if self._closed else "not connected"
+                raise self._unavailable(reason, count)
+            if link.unsent() > MAX_UNSENT:
+                raise self._unavailable("the broker is not reading", count)
+            batch = _Batch(token, messages, count, loop.create_future(), loop.time())
+            self._sent[token] = batch
+            if self._timer is None:
+                self._arm(batch.deadline)
+            link.write(b"".join(commands))
+            return batch.done
         nc = self._nc
         if nc is None or not nc.is_connected:
             reason = "the NATS sink is closed" if self._closed else "not connected"
             raise self._unavailable(reason, count)
-        loop = asyncio.get_running_loop()
-        token = self._reply[len(self._inbox) :].decode("ascii")
-        wire = b"".join(commands)
-        batch = _Batch(token, wire, messages, count, loop.create_future(), loop.time())
+        batch = _Batch(token, messages, count, loop.create_future(), loop.time())
         self._queue.append(batch)
         if self._timer is None:
             self._arm(batch.deadline)
@@ -369,7 +447,7 @@ class NatsSink:
         return batch.done
 
     async def _publisher(self, nc: Client) -> None:
-        """Sends the committed batches, all of them at each wake-up, then sleeps again."""
+        """nats-py's way: sends the committed batches at each wake-up, then sleeps again."""
         loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
@@ -380,49 +458,61 @@ class NatsSink:
                 if batch.done.done():
                     continue  # refused meanwhile (the connection went down)
                 self._sent[batch.token] = batch
+                reply = self._inbox + batch.token.decode("ascii")
+                messages, batch.messages = batch.messages, []
                 try:
-                    await self._send(nc, batch)
+                    for subject, payload, headers in messages:
+                        await nc.publish(subject, payload, reply=reply, headers=headers)
                 except self._publish_errors as exc:
                     self._fail(batch, f"publish failed: {exc!r}")
                 except Exception as exc:  # a bug must not stop the publisher
                     log.exception("NATS publish failed")
                     self._fail(batch, f"publish failed: {exc!r}")
-            if self._wire:
-                await nc._flush_pending()  # one write for all of them
-
-    async def _send(self, nc: Client, batch: _Batch) -> None:
-        if batch.wire:
-            wire, batch.wire = batch.wire, b""
-            await nc._send_command(wire)
-            return
-        reply = self._inbox + batch.token
-        messages, batch.messages = batch.messages, []
-        for subject, payload, headers in messages:
-            await nc.publish(subject, payload, reply=reply, headers=headers)
 
     # -------------------------------------------------------------- acknowledgements
 
-    async def _on_ack(self, msg: Msg) -> None:
-        batch = self._sent.get(msg.subject[len(self._inbox) :])
+    def _on_message(self, msg: Message) -> None:
+        """An acknowledgement read by the own connection (the per-event path)."""
+        batch = self._sent.get(msg.subject[len(self._inbox_bytes) :])
         if batch is None:
             return  # a batch already answered (timed out, failed): its sender resends
-        data = msg.data
-        headers = msg.headers
-        if (headers and headers.get("Status")) or b'"error"' in data:
-            status = headers.get("Status") if headers else None
-            if status == "503":  # no responders: no stream takes the subject (any more)
-                self._check_stream()
-            self._fail(batch, f"JetStream: {status or data[:120].decode('utf-8', 'replace')}")
+        data = msg.payload
+        if msg.headers or b'"error"' in data:
+            self._refused(batch, _status_of(msg.headers), data)
             return
         if b'"duplicate"' in data:
             batch.duplicates += 1
         batch.remaining -= 1
-        if batch.remaining:
+        if not batch.remaining:
+            self._acknowledged(batch)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        """An acknowledgement through nats-py (a URL the own connection does not take)."""
+        batch = self._sent.get(msg.subject[len(self._inbox) :].encode("ascii"))
+        if batch is None:
             return
+        data = msg.data
+        headers = msg.headers
+        if (headers and headers.get("Status")) or b'"error"' in data:
+            self._refused(batch, headers.get("Status") if headers else None, data)
+            return
+        if b'"duplicate"' in data:
+            batch.duplicates += 1
+        batch.remaining -= 1
+        if not batch.remaining:
+            self._acknowledged(batch)
+
+    def _refused(self, batch: _Batch, status: str | None, data: bytes) -> None:
+        if status == "503":  # no responders: no stream takes the subject (any more)
+            self._check_stream()
+        self._fail(batch, f"JetStream: {status or data[:120].decode('utf-8', 'replace')}")
+
+    def _acknowledged(self, batch: _Batch) -> None:
         del self._sent[batch.token]
-        self.stats.published += batch.count
-        self.stats.duplicates += batch.duplicates
-        self.stats.batches += 1
+        stats = self.stats
+        stats.published += batch.count
+        stats.duplicates += batch.duplicates
+        stats.batches += 1
         if not batch.done.done():
             batch.done.set_result(None)
         if self._outage is not None:
@@ -439,13 +529,17 @@ class NatsSink:
         """
         self._timer = None
         limit = asyncio.get_running_loop().time() - self._ack_timeout
+        overdue = False
         for batch in [*self._sent.values(), *self._queue]:
             if batch.done.done():
                 continue
             if batch.deadline > limit:
                 self._arm(batch.deadline)
-                return
+                break
+            overdue = True
             self._fail(batch, f"no acknowledgement within {self._ack_timeout:g} s")
+        if overdue and self._link is not None:
+            self._link.probe(self._ack_timeout)  # a hung broker: drop it, connect again
 
     def _fail(self, batch: _Batch, reason: str) -> None:
         self._sent.pop(batch.token, None)
@@ -489,8 +583,8 @@ class NatsSink:
         )
 
     async def _on_disconnected(self) -> None:
-        if self._nc is None or self._closed:
-            return
+        if self._nc is None or self._closed or self._address is not None:
+            return  # the own connection reports its own loss
         # The acknowledgements still due will not come: refuse those batches now.
         if not self._fail_all("connection lost"):
             self._unavailable("connection lost", 0)
@@ -510,19 +604,17 @@ class NatsSink:
         except Exception as exc:  # still away: the next reconnection or 503 tries again
             log.debug("NATS stream check failed: %r", exc)
             return
-        if self._outage is not None:
+        if self._outage is not None and self._link_up():
             self._recovered()
 
+    def _link_up(self) -> bool:
+        if self._address is None:
+            return self._nc is not None and self._nc.is_connected
+        return self._link is not None and self._link.connected
 
-def _has_command_buffer(nc: Client) -> bool:
-    """Whether nats-py takes ready protocol commands (``_send_command``, ``_flush_pending``).
 
-    Both have been there since nats-py 2.0 (this package needs 2.6). Handing it a read's
-    HPUB commands at once costs a third of calling ``publish`` per event, which validates
-    and re-encodes what :mod:`~ups.services.sinks.messages` already made safe; a nats-py
-    without them gets ``publish``. ``tests/services/sinks`` checks that this path is the
-    one taken and that both store the same messages.
-    """
-    return callable(getattr(nc, "_send_command", None)) and callable(
-        getattr(nc, "_flush_pending", None)
-    )
+def _status_of(headers: bytes) -> str | None:
+    """The status code of a header block (``NATS/1.0 503``), or None if it has none."""
+    first = headers[: headers.find(b"\r\n")] if headers else b""
+    code = first[9:12]
+    return code.decode("ascii", "replace") if code else None
