@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Callable
 
 from bench import rawpdu
 from tests.net.memtransport import MemoryTransport, open_acceptor, responses
@@ -267,4 +268,73 @@ async def test_a_graceful_stop_waits_for_unfinished_commits_and_answers_them() -
     consumer.commits[0].set_result(None)
     await asyncio.wait_for(listener.wait_closed(), 5)
     assert _statuses(b"".join(transport.writes)) == dict.fromkeys((1, 2, 3), 0)
+    association.abort()
+
+
+class Calling:
+    """A batch consumer with ``commit_then``: it completes a commit by calling back."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self._open: list[int] = []
+        self.batches: list[list[int]] = []
+        self.done: list[Callable[[BaseException | None], None]] = []
+        self._refuse = refuse
+
+    def add(self, event: UPSEvent) -> None:
+        self._open.append(event.message_id)
+
+    def commit(self) -> None:
+        raise AssertionError("commit_then is used when the consumer has it")
+
+    def commit_then(self, done: Callable[[BaseException | None], None]) -> bool:
+        if self._refuse:
+            raise ServiceError(RESOURCE_LIMITATION, "broker away")
+        if not self._open:
+            return False
+        self.batches.append(self._open)
+        self._open = []
+        self.done.append(done)
+        return True
+
+
+def _calling_listener(consumer: Calling) -> tuple[EventListener, Association, MemoryTransport]:
+    listener = EventListener(
+        ("127.0.0.1", 0), "SCP", ListenerSettings(window=16), consumer=consumer
+    )
+    association = Association(
+        listener.config,
+        requestor=False,
+        policy=listener.policy,
+        handlers={rawpdu.UPS_EVENT: listener._on_request},
+    )
+    return listener, association, open_acceptor(association, rawpdu.UPS_EVENT, window=16)
+
+
+async def test_commit_then_answers_from_the_callback_with_no_future_between() -> None:
+    consumer = Calling()
+    listener, association, transport = _calling_listener(consumer)
+    association.data_received(_events_from(1, 3))
+    association.data_received(_events_from(4, 2))
+    assert consumer.batches == [[1, 2, 3], [4, 5]] and transport.writes == []
+    consumer.done[1](None)
+    assert listener.stats.events == 2 and listener._committing == 3  # counted at once
+    await _loop_passes(1)  # answers given outside a read share one write, a pass later
+    assert _statuses(b"".join(transport.writes)) == {4: 0, 5: 0}
+    consumer.done[0](ServiceError(RESOURCE_LIMITATION, "no acknowledgement"))
+    await _loop_passes(1)
+    assert _statuses(b"".join(transport.writes)) == {
+        **dict.fromkeys((1, 2, 3), RESOURCE_LIMITATION),
+        4: 0,
+        5: 0,
+    }
+    assert listener.stats.failed == 3 and listener._committing == 0
+    association.abort()
+
+
+async def test_commit_then_refusing_at_once_answers_the_read_with_its_status() -> None:
+    consumer = Calling(refuse=True)
+    listener, association, transport = _calling_listener(consumer)
+    association.data_received(_events_from(1, 2))
+    assert _statuses(b"".join(transport.writes)) == dict.fromkeys((1, 2), RESOURCE_LIMITATION)
+    assert listener._committing == 0 and listener.stats.failed == 2
     association.abort()

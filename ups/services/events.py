@@ -144,7 +144,11 @@ class EventBatchConsumer(Protocol):
     acknowledgements): the read's events are then answered when it completes, while the
     association goes on reading the next batch. The listener holds at most ``buffer``
     events in unfinished commits and stops reading from senders beyond that
-    (:class:`~ups.services.settings.ListenerSettings`). A consumer with a true
+    (:class:`~ups.services.settings.ListenerSettings`). A consumer may offer
+    ``commit_then(done) -> bool`` instead: the same commit, completed by calling
+    ``done(None)`` (or ``done(error)``) exactly once, from whatever callback learnt it, so
+    that the answers need no future and no extra loop pass (the NATS sink's
+    acknowledgements); False means nothing was added. A consumer with a true
     ``wants_json_model`` attribute gets each event's :attr:`UPSEvent.dataset_json` made
     by the scanner pass that checks the data set.
     """

@@ -138,6 +138,9 @@ class EventListener(EventQueue):
         if consumer is not None and callback is not None:
             raise ValueError("give a callback or a batch consumer, not both")
         self._batch = consumer
+        self._commit_then: Callable[[Callable[[BaseException | None], None]], bool] | None = (
+            getattr(consumer, "commit_then", None)
+        )
         self._senders: dict[Association, _Sender] = {}
         self._scan_limits = settings.scan_limits
         self._with_json = with_json
@@ -364,6 +367,17 @@ class EventListener(EventQueue):
     def _commit_batch(self) -> None:
         pending, self._batch_pending = self._batch_pending, []
         assert self._batch is not None
+        then = self._commit_then
+        if then is not None:
+            self._hold(pending)
+            try:
+                started = then(lambda exc: self._commit_settled(exc, pending))
+            except Exception as exc:
+                self._commit_settled(exc, pending)
+                return
+            if not started:
+                self._commit_settled(None, pending)
+            return
         try:
             result = self._batch.commit()
         except Exception as exc:
@@ -404,6 +418,10 @@ class EventListener(EventQueue):
         hold the rest), so nothing grows with the sender's rate.
         """
         future = asyncio.ensure_future(result)
+        self._hold(pending)
+        future.add_done_callback(lambda done: self._committed(done, pending))
+
+    def _hold(self, pending: list[tuple[NEventReportRQ, RequestContext]]) -> None:
         count = len(pending)
         self._committing += count
         self._inflight += count  # a graceful stop waits for them
@@ -412,14 +430,19 @@ class EventListener(EventQueue):
             if association not in self._paused:
                 association.pause_receiving()
                 self._paused.add(association)
-        future.add_done_callback(lambda done: self._committed(done, pending))
 
     def _committed(
         self, future: asyncio.Future[None], pending: list[tuple[NEventReportRQ, RequestContext]]
     ) -> None:
         if future.cancelled():
-            self._batch_failed(pending, RuntimeError("commit cancelled"))
-        elif (exc := future.exception()) is not None:
+            self._commit_settled(RuntimeError("commit cancelled"), pending)
+        else:
+            self._commit_settled(future.exception(), pending)
+
+    def _commit_settled(
+        self, exc: BaseException | None, pending: list[tuple[NEventReportRQ, RequestContext]]
+    ) -> None:
+        if exc is not None:
             self._batch_failed(pending, exc)
         else:
             self._batch_taken(pending)

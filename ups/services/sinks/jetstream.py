@@ -56,7 +56,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
@@ -96,6 +96,8 @@ _HEADROOM = 4096
 """Bytes kept free under the server's max_payload for the headers."""
 
 Message3 = tuple[str, bytes, dict[str, str]]
+Done = asyncio.Future[None] | Callable[[BaseException | None], None]
+"""How a commit is completed: its future, or a callback (``commit_then``)."""
 
 
 class SinkUnavailable(ServiceError):
@@ -126,7 +128,7 @@ class SinkStats:
 
 
 class _Batch:
-    """One commit: the acknowledgements still due, and its future."""
+    """One commit: the acknowledgements still due, and how to complete it."""
 
     __slots__ = ("token", "messages", "count", "remaining", "duplicates", "done", "deadline")
 
@@ -135,7 +137,7 @@ class _Batch:
         token: bytes,
         messages: list[Message3],
         count: int,
-        done: asyncio.Future[None],
+        done: Done,
         now: float,
     ) -> None:
         self.token = token
@@ -143,9 +145,32 @@ class _Batch:
         """For nats-py's ``publish`` (a URL the own connection does not take)."""
         self.count = self.remaining = count
         self.duplicates = 0
-        self.done = done
+        self.done: Done | None = done
         self.deadline = now
         """When it was committed; refused ``ack_timeout`` later if not acknowledged."""
+
+    @property
+    def settled(self) -> bool:
+        done = self.done
+        return done is None or (isinstance(done, asyncio.Future) and done.done())
+
+    def settle(self, exc: BaseException | None) -> None:
+        """Complete the commit (once): the future, or the listener's callback, now."""
+        done = self.done
+        if isinstance(done, asyncio.Future):
+            if done.done():
+                return
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
+            return
+        if done is not None:
+            self.done = None
+            try:
+                done(exc)
+            except Exception:  # the listener's; it must not break the connection's read
+                log.exception("the commit callback failed")
 
 
 class NatsSink:
@@ -407,19 +432,31 @@ class NatsSink:
         self._commands.append(command)
 
     def commit(self) -> Awaitable[None] | None:
-        """The read's events, to publish: a future done once JetStream has them all.
+        """The read's events, to publish: a future done once JetStream has them all."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        return future if self._commit(future) else None
 
-        On the own connection the read's commands are written here, in one call; the
-        acknowledgements settle the future as they are read. Through nats-py the batch
-        joins the queue of the sink's one publisher task.
+    def commit_then(self, done: Callable[[BaseException | None], None]) -> bool:
+        """``commit``, completed by calling ``done(None)``, or ``done(error)`` if refused.
+
+        ``done`` is called from the callback that read the batch's last acknowledgement
+        (or from the timer that gave up on it), so the listener answers the events in
+        the same loop pass, with no future in between. False: nothing was added, and
+        ``done`` is not called. A refusal at once (the broker is away) is raised here.
         """
+        return self._commit(done)
+
+    def _commit(self, done: Done) -> bool:
+        """On the own connection the read's commands are written here, in one call, and
+        the acknowledgements settle the batch as they are read. Through nats-py the batch
+        joins the queue of the sink's one publisher task."""
         commands, self._commands = self._commands, []
         messages, self._open = self._open, []
         count = len(commands) or len(messages)
         if not count:
-            return None
+            return False
         token = self._reply[len(self._inbox_bytes) :]
-        loop = asyncio.get_running_loop()
+        now = asyncio.get_running_loop().time()
         if self._address is not None:
             link = self._link
             if link is None or not link.connected:
@@ -427,24 +464,24 @@ class NatsSink:
                 raise self._unavailable(reason, count)
             if link.unsent() > MAX_UNSENT:
                 raise self._unavailable("the broker is not reading", count)
-            batch = _Batch(token, messages, count, loop.create_future(), loop.time())
+            batch = _Batch(token, messages, count, done, now)
             self._sent[token] = batch
             if self._timer is None:
-                self._arm(batch.deadline)
+                self._arm(now)
             link.write(b"".join(commands))
-            return batch.done
+            return True
         nc = self._nc
         if nc is None or not nc.is_connected:
             reason = "the NATS sink is closed" if self._closed else "not connected"
             raise self._unavailable(reason, count)
-        batch = _Batch(token, messages, count, loop.create_future(), loop.time())
+        batch = _Batch(token, messages, count, done, now)
         self._queue.append(batch)
         if self._timer is None:
-            self._arm(batch.deadline)
+            self._arm(now)
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
-        return batch.done
+        return True
 
     async def _publisher(self, nc: Client) -> None:
         """nats-py's way: sends the committed batches at each wake-up, then sleeps again."""
@@ -455,7 +492,7 @@ class NatsSink:
                 await self._wake
             batches, self._queue = self._queue, []
             for batch in batches:
-                if batch.done.done():
+                if batch.settled:
                     continue  # refused meanwhile (the connection went down)
                 self._sent[batch.token] = batch
                 reply = self._inbox + batch.token.decode("ascii")
@@ -513,8 +550,7 @@ class NatsSink:
         stats.published += batch.count
         stats.duplicates += batch.duplicates
         stats.batches += 1
-        if not batch.done.done():
-            batch.done.set_result(None)
+        batch.settle(None)
         if self._outage is not None:
             self._recovered()
 
@@ -531,7 +567,7 @@ class NatsSink:
         limit = asyncio.get_running_loop().time() - self._ack_timeout
         overdue = False
         for batch in [*self._sent.values(), *self._queue]:
-            if batch.done.done():
+            if batch.settled:
                 continue
             if batch.deadline > limit:
                 self._arm(batch.deadline)
@@ -543,8 +579,8 @@ class NatsSink:
 
     def _fail(self, batch: _Batch, reason: str) -> None:
         self._sent.pop(batch.token, None)
-        if not batch.done.done():
-            batch.done.set_exception(self._unavailable(reason, batch.count))
+        if not batch.settled:
+            batch.settle(self._unavailable(reason, batch.count))
 
     def _fail_all(self, reason: str) -> int:
         """Refuse every batch not yet acknowledged; how many there were."""
