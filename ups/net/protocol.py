@@ -277,6 +277,19 @@ class CoreProtocol(asyncio.Protocol):
         self._flush()
         self._rearm()
 
+    def write_now(self) -> None:
+        """Write the answers given outside a read now, not a loop pass later.
+
+        For a caller that has just given a group of answers at once and knows the group
+        is complete (a batch consumer's commit completed); inside a read it does nothing,
+        the read's one write takes them.
+        """
+        handle = self._flush_soon
+        if handle is None or self._in_read:
+            return
+        handle.cancel()
+        self._flush_later()
+
     def _write_soon(self) -> None:
         """Answers given outside a read share one write, one loop pass later (with the
         events they caused: requests held beyond the window start, a release proceeds)."""

@@ -446,6 +446,7 @@ class EventListener(EventQueue):
             self._batch_failed(pending, exc)
         else:
             self._batch_taken(pending)
+        pending[0][1].association.write_now()  # the batch's answers: one write, now
         self._committing -= len(pending)
         self._landed(len(pending))
         if self._paused and self._committing <= self._low_water and not self._stopping:

@@ -180,6 +180,7 @@ class NatsReader:
         ops: list[ServerOp] = []
         append = ops.append
         find = buffer.find
+        startswith = buffer.startswith
         size = len(buffer)
         at = 0
         while at < size:
@@ -190,11 +191,33 @@ class NatsReader:
                 break
             if end - at > MAX_LINE:
                 raise NatsProtocolError("NATS line longer than 4096 bytes")
-            head = buffer[at : at + 4]
-            if head == b"MSG " or head == b"HMSG":
-                message = self._message(buffer, at, end, head == b"HMSG")
-                if message is None:
+            if startswith(b"MSG ", at):  # an acknowledgement: the per-event path
+                fields = buffer[at + 4 : end].split()
+                try:
+                    if len(fields) == 3:
+                        subject, sid, total_text = fields
+                        reply = b""
+                    else:
+                        subject, sid, reply, total_text = fields
+                    total = int(total_text)
+                    number = int(sid)
+                except ValueError:
+                    raise _malformed(buffer, at, end) from None
+                if not 0 <= total <= self.max_payload:
+                    raise NatsProtocolError(f"NATS message of {total} bytes")
+                start = end + 2
+                stop = start + total
+                if size < stop + 2:
                     break  # its payload is still coming
+                if not startswith(_CRLF, stop):
+                    raise NatsProtocolError("NATS message not followed by CR LF")
+                append(_new_message(subject, number, reply, b"", buffer[start:stop]))
+                at = stop + 2
+                continue
+            if startswith(b"HMSG", at):
+                message = self._message(buffer, at, end)
+                if message is None:
+                    break
                 append(message[0])
                 at = message[1]
                 continue
@@ -204,36 +227,34 @@ class NatsReader:
         self._buffer = buffer[at:] if at < size else b""
         return ops
 
-    def _message(
-        self, buffer: bytes, at: int, end: int, with_headers: bool
-    ) -> tuple[Message, int] | None:
-        fields = buffer[at:end].split()
+    def _message(self, buffer: bytes, at: int, end: int) -> tuple[Message, int] | None:
+        """``HMSG <subject> <sid> [reply] <header bytes> <total bytes>`` and its bytes."""
+        fields = buffer[at + 5 : end].split()
         try:
-            if with_headers:  # HMSG <subject> <sid> [reply] <header bytes> <total bytes>
-                if len(fields) not in (5, 6):
-                    raise ValueError
-                header_size, total = int(fields[-2]), int(fields[-1])
-                reply = fields[3] if len(fields) == 6 else b""
-            else:  # MSG <subject> <sid> [reply] <bytes>
-                if len(fields) not in (4, 5):
-                    raise ValueError
-                header_size, total = 0, int(fields[-1])
-                reply = fields[3] if len(fields) == 5 else b""
-            sid = int(fields[2])
+            if len(fields) == 4:
+                subject, sid, header_text, total_text = fields
+                reply = b""
+            else:
+                subject, sid, reply, header_text, total_text = fields
+            header_size, total, number = int(header_text), int(total_text), int(sid)
         except ValueError:
-            line = buffer[at:end][:80]
-            raise NatsProtocolError(f"malformed NATS message line {line!r}") from None
+            raise _malformed(buffer, at, end) from None
         if not 0 <= header_size <= total or total > self.max_payload:
             raise NatsProtocolError(f"NATS message of {total} bytes ({header_size} of headers)")
         start = end + 2
         stop = start + total
         if len(buffer) < stop + 2:
             return None
-        if buffer[stop : stop + 2] != _CRLF:
+        if not buffer.startswith(_CRLF, stop):
             raise NatsProtocolError("NATS message not followed by CR LF")
         split = start + header_size
-        message = _new_message(fields[1], sid, reply, buffer[start:split], buffer[split:stop])
+        message = _new_message(subject, number, reply, buffer[start:split], buffer[split:stop])
         return message, stop + 2
+
+
+def _malformed(buffer: bytes, at: int, end: int) -> NatsProtocolError:
+    line = buffer[at:end][:80]
+    return NatsProtocolError(f"malformed NATS message line {line!r}")
 
 
 def _control(line: bytes) -> ServerOp:
