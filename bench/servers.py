@@ -69,6 +69,11 @@ class Nats:
     port: int
     store: Path
     proc: subprocess.Popen[bytes]
+    args: tuple[str, ...] = ()
+    """More ``nats-server`` arguments (``--user``/``--pass``, ``--auth``, ``-c FILE``)."""
+    cores: int | None = None
+    """``GOMAXPROCS`` for the server: how many cores Go schedules it on (None: Go's
+    default, every core of the machine)."""
 
     def stop(self) -> None:
         """Stop the server (a broker outage); ``start`` brings it back on the same port."""
@@ -83,17 +88,24 @@ class Nats:
     def start(self) -> None:
         if self.proc.poll() is None:
             return
-        self.proc = _start_nats(self.port, self.store)
+        self.proc = _start_nats(self.port, self.store, self.args, self.cores)
 
 
-def _start_nats(port: int, store: Path) -> subprocess.Popen[bytes]:
+def _start_nats(
+    port: int, store: Path, args: tuple[str, ...] = (), cores: int | None = None
+) -> subprocess.Popen[bytes]:
     exe = nats_bin()
     if exe is None:
         raise RuntimeError("nats-server is not installed")
+    env = dict(os.environ)
+    env.pop("GOMAXPROCS", None)
+    if cores is not None:
+        env["GOMAXPROCS"] = str(cores)
     proc = subprocess.Popen(
-        [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)],
+        [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         wait_port(port, proc, START_TIMEOUT)
@@ -105,11 +117,15 @@ def _start_nats(port: int, store: Path) -> subprocess.Popen[bytes]:
 
 
 @contextlib.contextmanager
-def nats() -> Iterator[Nats]:
-    """``nats-server -js`` on a free 127.0.0.1 port with its store in a temporary folder."""
+def nats(*args: str, cores: int | None = None) -> Iterator[Nats]:
+    """``nats-server -js`` on a free 127.0.0.1 port with its store in a temporary folder.
+
+    ``args`` go to the server as they are; ``cores`` sets its ``GOMAXPROCS``.
+    """
     store = Path(tempfile.mkdtemp(prefix="dcmups-nats-"))
     port = free_port()
-    server = Nats(f"nats://127.0.0.1:{port}", port, store, _start_nats(port, store))
+    proc = _start_nats(port, store, args, cores)
+    server = Nats(f"nats://127.0.0.1:{port}", port, store, proc, args, cores)
     try:
         yield server
     finally:
