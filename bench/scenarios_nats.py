@@ -12,12 +12,20 @@ Per repetition: events/s and p50/p99 from the sender, the daemon's CPU per event
 ``/proc`` (the broker's own CPU is not in it), and the promise checked: the stream gained
 exactly one message per event answered Success (``--json``: the file one line per event).
 Target (issue 13): at window 16 the NATS figure is at least half the ``--json`` one.
+
+The broker shares this machine's cores with the daemon and the sender. Window 16 is
+measured twice: with Go's default (``GOMAXPROCS`` = every core: the broker's idle threads
+spin looking for work on the cores the daemon and the sender need) and with the broker
+on one core (``GOMAXPROCS=1``, what Go's guidance gives a process that has one core's
+share, as a co-located broker or a one-CPU container should be run). A broker on a host
+of its own is neither.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
 from typing import Any
 
 from bench import daemons, procs, servers
@@ -50,7 +58,7 @@ async def _stream_messages(url: str) -> int:
         await client.close()
 
 
-def _broker(stack: Stack) -> servers.Nats:
+def _broker(stack: Stack, cores: int | None) -> servers.Nats:
     """A fresh ``nats-server -js`` for one measurement, or n/a when it cannot run."""
     if servers.nats_bin() is None:
         raise procs.NotAvailable("nats-server is not installed (apt-get install nats-server)")
@@ -58,14 +66,14 @@ def _broker(stack: Stack) -> servers.Nats:
         import nats  # noqa: F401 - the client the daemon's sink needs
     except ImportError:
         raise procs.NotAvailable("nats-py is not installed (pip install 'dcmups[nats]')") from None
-    return stack.enter_context(servers.nats())
+    return stack.enter_context(servers.nats(cores=cores))
 
 
 SIDES = ("nats", "json")
 METRICS = (*(f"{side}_{m}" for side in SIDES for m in EVENT_METRICS), "broker_cpu_us")
 
 
-def side_by_side(ctx: Context, *, total: int, window: int) -> Any:
+def side_by_side(ctx: Context, *, total: int, window: int, cores: int | None = None) -> Any:
     """Setup: the broker, ``dcmups -L --nats`` and ``dcmups -L --json``, one raw sender.
 
     Each repetition drives the ``--json`` daemon, then the ``--nats`` one, so that both
@@ -74,7 +82,7 @@ def side_by_side(ctx: Context, *, total: int, window: int) -> Any:
 
     def setup(stack: Stack) -> Rep:
         timeout = ctx.sizes.timeout_s
-        broker = _broker(stack)
+        broker = _broker(stack, cores)
         nats_options = ("--nats", broker.url, "--subject", SUBJECT, "--nats-stream", STREAM)
         daemon = {
             "json": stack.enter_context(daemons.listener("--json")),
@@ -124,32 +132,44 @@ def side_by_side(ctx: Context, *, total: int, window: int) -> Any:
     return setup
 
 
+CONFIGS = (
+    (1, None, "w1", ""),
+    (16, None, "w16", ""),
+    (16, 1, "w16.one-core", ", broker GOMAXPROCS=1"),
+)
+"""(window, broker cores, row id, label suffix): the rows of scenario 12."""
+TARGET = "; target: at least 0.5x --json"
+
+
 @scenario("12", "The listener into NATS JetStream beside its --json file (issue 13)")
 def s12_nats(ctx: Context) -> list[Row]:
     gate = ctx.gate("event_listener")
     out: list[Row] = []
-    for window, total in ((1, ctx.sizes.events), (16, ctx.sizes.pipelined)):
+    for window, cores, rid, suffix in CONFIGS:
+        total = ctx.sizes.events if window == 1 else ctx.sizes.pipelined
+        broker = f"GOMAXPROCS={cores}" if cores else f"Go's default GOMAXPROCS={os.cpu_count()}"
         figures = measure(
             ctx,
-            f"raw w{window} (unique UIDs) -> dcmups -L --json, then --nats",
+            f"raw w{window} (unique UIDs) -> dcmups -L --json, then --nats{suffix}",
             METRICS,
-            side_by_side(ctx, total=total, window=window),
+            side_by_side(ctx, total=total, window=window, cores=cores),
             gate=gate,
         )
-        label = f"dcmups -L --nats, raw sender w={window}"
+        label = f"dcmups -L --nats, raw sender w={window}{suffix}"
         out += rows(
-            f"12.w{window}",
+            f"12.{rid}",
             label,
             {m: figures[f"nats_{m}"] for m in EVENT_METRICS},
             {m: figures[f"json_{m}"] for m in EVENT_METRICS},
             peer_name="dcmups -L --json, same run",
-            note="a nats-server -js on loopback, file store; each repetition drives --json "
-            "then --nats; daemon CPU from /proc; each event answered once JetStream "
-            "acknowledged it" + ("; target: at least 0.5x --json" if window == 16 else ""),
+            note=f"a nats-server -js on loopback, file store, {broker}; each repetition "
+            "drives --json then --nats; daemon CPU from /proc; each event answered once "
+            "JetStream acknowledged it"
+            + ("; target: at least 0.5x --json" if window == 16 else ""),
         )
         out.append(
             Row(
-                f"12.w{window}.broker_cpu_us",
+                f"12.{rid}.broker_cpu_us",
                 label,
                 "nats-server CPU us/event",
                 "lower",
