@@ -186,7 +186,8 @@ class NatsReader:
         while at < size:
             end = find(_CRLF, at)
             if end < 0:
-                if size - at > MAX_LINE:
+                # A last CR may be half of the line's end: the LF is in the next read.
+                if size - at > MAX_LINE + buffer.endswith(b"\r"):
                     raise NatsProtocolError("NATS line longer than 4096 bytes")
                 break
             if end - at > MAX_LINE:
