@@ -271,7 +271,7 @@ def _control(line: bytes) -> ServerOp:
     if word == b"INFO":
         try:
             fields = json.loads(line[4:])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the decoder's limit
             raise NatsProtocolError("NATS INFO is not JSON") from None
         if not isinstance(fields, dict):
             raise NatsProtocolError("NATS INFO is not a JSON object")
