@@ -186,7 +186,8 @@ class NatsReader:
         while at < size:
             end = find(_CRLF, at)
             if end < 0:
-                if size - at > MAX_LINE:
+                # A last CR may be half of the line's end: the LF is in the next read.
+                if size - at > MAX_LINE + buffer.endswith(b"\r"):
                     raise NatsProtocolError("NATS line longer than 4096 bytes")
                 break
             if end - at > MAX_LINE:
@@ -270,7 +271,7 @@ def _control(line: bytes) -> ServerOp:
     if word == b"INFO":
         try:
             fields = json.loads(line[4:])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the decoder's limit
             raise NatsProtocolError("NATS INFO is not JSON") from None
         if not isinstance(fields, dict):
             raise NatsProtocolError("NATS INFO is not a JSON object")
