@@ -305,15 +305,25 @@ async def _handshaken(fake: FakeServer, seen: Seen) -> NatsLink:
 @pytest.mark.parametrize(
     ("greeting", "then_close", "reason"),
     [
-        (INFO + b"HELLO\r\n", False, None),
-        (INFO + b"-ERR '" + b"x" * MAX_LINE, False, None),
+        (INFO + b"HELLO\r\n", False, "unknown NATS operation"),
+        (INFO + b"-ERR '" + b"x" * MAX_LINE, False, "longer than 4096"),
         (b'INFO {"tls_required":true,"headers":true}\r\n', False, "requires TLS"),
         (b'INFO {"headers":false}\r\n', False, "does not support headers"),
-        (b"HTTP/1.1 400 Bad Request\r\n\r\n", False, None),
-        (b"INFO {\r\n", False, None),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", False, "unknown NATS operation"),
+        (b"INFO {\r\n", False, "not JSON"),
         (INFO, True, "connection closed"),
+        (b"-ERR 'Maximum Connections Exceeded'\r\n", False, "Maximum Connections Exceeded"),
     ],
-    ids=["garbage", "over-long-line", "tls", "no-headers", "http", "info-not-json", "closed"],
+    ids=[
+        "garbage",
+        "over-long-line",
+        "tls",
+        "no-headers",
+        "http",
+        "info-not-json",
+        "closed",
+        "err-before-info",
+    ],
 )
 async def test_a_handshake_a_nats_server_would_not_make_is_a_prompt_link_error(
     greeting: bytes, then_close: bool, reason: str | None

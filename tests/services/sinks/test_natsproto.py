@@ -336,6 +336,8 @@ def test_err_text_is_the_servers_reason_without_its_quotes() -> None:
         ("nats://[::1]:4224", NatsAddress("::1", 4224)),
         ("nats://u:p@h:1", NatsAddress("h", 1, user="u", password="p")),
         ("nats://u:@h", NatsAddress("h", 4222, user="u", password="")),
+        ("nats://:p@h", NatsAddress("h", 4222, user="", password="p")),  # the password kept
+        ("nats://@h", NatsAddress("h", 4222)),
         (
             "nats://us%40er:p%3Ass%2Fw%20rd@h",
             NatsAddress("h", 4222, user="us@er", password="p:ss/w rd"),

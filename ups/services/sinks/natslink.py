@@ -73,6 +73,8 @@ class NatsLink(asyncio.Protocol):
         self._established = False
         self._heard = 0
         self._probe: asyncio.TimerHandle | None = None
+        self._cause: BaseException | None = None
+        """Why this side dropped the connection (garbage read, no answer to a probe)."""
 
     # -------------------------------------------------------------- asyncio.Protocol
 
@@ -101,24 +103,27 @@ class NatsLink(asyncio.Protocol):
                 if not self._info.done():
                     self._info.set_result(op)
             elif type(op) is Err:
-                if not self._ready.done():
-                    self._ready.set_exception(NatsLinkError(f"NATS server: {op.text}"))
-                else:
+                if self._established:
                     self._on_error(op.text)
+                else:  # refused during the handshake (before INFO or after it)
+                    self._fail_handshake(NatsLinkError(f"NATS server: {op.text}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         if self._probe is not None:
             self._probe.cancel()
             self._probe = None
-        failure = NatsLinkError(f"connection closed: {exc or 'by the server'}")
+        cause = self._cause or exc
+        self._fail_handshake(NatsLinkError(f"connection closed: {cause or 'by the server'}"))
+        if self._established:
+            self._established = False
+            self._on_lost(cause)
+
+    def _fail_handshake(self, failure: NatsLinkError) -> None:
         for waiter in (self._info, self._ready):
             if not waiter.done():
                 waiter.set_exception(failure)
                 waiter.exception()  # retrieved: the handshake may not be awaiting it
-        if self._established:
-            self._established = False
-            self._on_lost(exc)
 
     # -------------------------------------------------------------- use
 
@@ -161,6 +166,8 @@ class NatsLink(asyncio.Protocol):
 
     def _broken(self, exc: BaseException) -> None:
         log.debug("NATS publishing connection dropped: %s", exc)
+        if self._cause is None:
+            self._cause = exc
         if self._transport is not None:
             self._transport.abort()
 

@@ -84,8 +84,10 @@ def parse_address(url: str) -> NatsAddress | None:
         port = parts.port or DEFAULT_PORT
     except ValueError:
         return None
-    user = unquote(parts.username) if parts.username else None
+    user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
+    if not user and password is None:
+        user = None  # nats://@host: no credentials
     if user is not None and password is None:
         return NatsAddress(parts.hostname, port, token=user)
     return NatsAddress(parts.hostname, port, user, password)
