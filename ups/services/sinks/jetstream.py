@@ -57,16 +57,22 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
-from ups.dimse.status import Status
-from ups.services.errors import ServiceError, UPSError
 from ups.services.events import UPSEvent
+from ups.services.sinks.batch import (
+    Batch,
+    Done,
+    PublishArgs,
+    SinkConnectError,
+    SinkStats,
+    SinkUnavailable,
+)
 from ups.services.sinks.messages import EventMessages, check_subject, default_stream
 from ups.services.sinks.natslink import NatsLink, NatsLinkError, open_link
 from ups.services.sinks.natsproto import Message, NatsAddress, parse_address
+from ups.services.sinks.streams import ensure_stream
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -84,7 +90,6 @@ __all__ = [
 
 log = logging.getLogger("ups.services.sinks")
 
-RESOURCE_LIMITATION: Final = int(Status.RESOURCE_LIMITATION)
 DEFAULT_ACK_TIMEOUT = 2.0
 """Seconds a batch may wait for JetStream's acknowledgements before it is refused."""
 DEFAULT_DUPLICATE_WINDOW = 120.0
@@ -94,83 +99,6 @@ MAX_UNSENT: Final = 8 * 1024 * 1024
 """Bytes written to the broker and not yet taken by it past which commits are refused."""
 _HEADROOM = 4096
 """Bytes kept free under the server's max_payload for the headers."""
-
-Message3 = tuple[str, bytes, dict[str, str]]
-Done = asyncio.Future[None] | Callable[[BaseException | None], None]
-"""How a commit is completed: its future, or a callback (``commit_then``)."""
-
-
-class SinkUnavailable(ServiceError):
-    """The broker is away or did not acknowledge in time: answered 0x0213, try again."""
-
-    def __init__(self, comment: str) -> None:
-        super().__init__(RESOURCE_LIMITATION, comment[:64])
-
-
-class SinkConnectError(UPSError):
-    """The sink could not start: the broker is unreachable, or the stream unusable."""
-
-
-@dataclass(slots=True)
-class SinkStats:
-    """Counters since the sink started."""
-
-    published: int = 0
-    """Events JetStream acknowledged (stored now, or earlier: see ``duplicates``)."""
-    duplicates: int = 0
-    """Of those, copies JetStream already held and dropped (a resent event)."""
-    refused: int = 0
-    """Events refused with 0x0213 (broker away, slow or in error)."""
-    batches: int = 0
-    """Commits acknowledged (``published / batches`` events were pipelined per commit)."""
-    outages: int = 0
-    """Times the broker went away (each logged once, and once when it came back)."""
-
-
-class _Batch:
-    """One commit: the acknowledgements still due, and how to complete it."""
-
-    __slots__ = ("token", "messages", "count", "remaining", "duplicates", "done", "deadline")
-
-    def __init__(
-        self,
-        token: bytes,
-        messages: list[Message3],
-        count: int,
-        done: Done,
-        now: float,
-    ) -> None:
-        self.token = token
-        self.messages = messages
-        """For nats-py's ``publish`` (a URL the own connection does not take)."""
-        self.count = self.remaining = count
-        self.duplicates = 0
-        self.done: Done | None = done
-        self.deadline = now
-        """When it was committed; refused ``ack_timeout`` later if not acknowledged."""
-
-    @property
-    def settled(self) -> bool:
-        done = self.done
-        return done is None or (isinstance(done, asyncio.Future) and done.done())
-
-    def settle(self, exc: BaseException | None) -> None:
-        """Complete the commit (once): the future, or the listener's callback, now."""
-        done = self.done
-        if isinstance(done, asyncio.Future):
-            if done.done():
-                return
-            if exc is None:
-                done.set_result(None)
-            else:
-                done.set_exception(exc)
-            return
-        if done is not None:
-            self.done = None
-            try:
-                done(exc)
-            except Exception:  # the listener's; it must not break the connection's read
-                log.exception("the commit callback failed")
 
 
 class NatsSink:
@@ -219,11 +147,11 @@ class NatsSink:
         """Where the own publishing connection goes; None: publish through nats-py."""
         self._inbox = f"_INBOX.{secrets.token_hex(11)}."
         self._inbox_bytes = self._inbox.encode("ascii")
-        self._open: list[Message3] = []  # this read's events (nats-py's publish)
+        self._open: list[PublishArgs] = []  # this read's events (nats-py's publish)
         self._commands: list[bytes] = []  # or their HPUB commands (the own connection)
         self._reply = b""  # the open batch's reply subject, token last
-        self._queue: list[_Batch] = []  # committed, not sent yet (nats-py's publish)
-        self._sent: dict[bytes, _Batch] = {}  # acknowledgements due, oldest first
+        self._queue: list[Batch] = []  # committed, not sent yet (nats-py's publish)
+        self._sent: dict[bytes, Batch] = {}  # acknowledgements due, oldest first
         self._wake: asyncio.Future[None] | None = None
         self._publishing: asyncio.Task[None] | None = None
         self._relinking: asyncio.Task[None] | None = None
@@ -336,37 +264,10 @@ class NatsSink:
         return nc is not None and nc.is_connected
 
     async def _ensure_stream(self) -> str:
-        """The stream that takes our subjects: created if none does (idempotent)."""
-        from nats.js.api import StorageType, StreamConfig
-        from nats.js.errors import BadRequestError
-
         assert self._nc is not None
-        js = self._nc.jetstream()
-        config = StreamConfig(
-            name=self.stream,
-            subjects=[f"{self.subject}.>"],
-            storage=StorageType.FILE,
-            duplicate_window=self._duplicate_window,
+        return await ensure_stream(
+            self._nc, self.stream, self.subject, self._messages.subjects, self._duplicate_window
         )
-        try:
-            await js.add_stream(config)
-            return self.stream
-        except BadRequestError:
-            pass  # the name has another configuration, or another stream has the subjects
-        names = {await js.find_stream_name_by_subject(s) for s in self._messages.subjects}
-        if len(names) != 1:
-            raise SinkConnectError(f"the subjects {self.subject}.> span streams {sorted(names)}")
-        (name,) = names
-        window = (await js.stream_info(name)).config.duplicate_window or 0.0
-        if window < self._duplicate_window:
-            log.warning(
-                "NATS stream %s drops duplicates for %.0f s only (%.0f s asked): an event "
-                "resent later is stored twice",
-                name,
-                window,
-                self._duplicate_window,
-            )
-        return name
 
     # -------------------------------------------------------------- the own connection
 
@@ -464,7 +365,7 @@ class NatsSink:
                 raise self._unavailable(reason, count)
             if link.unsent() > MAX_UNSENT:
                 raise self._unavailable("the broker is not reading", count)
-            batch = _Batch(token, messages, count, done, now)
+            batch = Batch(token, messages, count, done, now)
             self._sent[token] = batch
             if self._timer is None:
                 self._arm(now)
@@ -474,7 +375,7 @@ class NatsSink:
         if nc is None or not nc.is_connected:
             reason = "the NATS sink is closed" if self._closed else "not connected"
             raise self._unavailable(reason, count)
-        batch = _Batch(token, messages, count, done, now)
+        batch = Batch(token, messages, count, done, now)
         self._queue.append(batch)
         if self._timer is None:
             self._arm(now)
@@ -539,12 +440,12 @@ class NatsSink:
         if not batch.remaining:
             self._acknowledged(batch)
 
-    def _refused(self, batch: _Batch, status: str | None, data: bytes) -> None:
+    def _refused(self, batch: Batch, status: str | None, data: bytes) -> None:
         if status == "503":  # no responders: no stream takes the subject (any more)
             self._check_stream()
         self._fail(batch, f"JetStream: {status or data[:120].decode('utf-8', 'replace')}")
 
-    def _acknowledged(self, batch: _Batch) -> None:
+    def _acknowledged(self, batch: Batch) -> None:
         del self._sent[batch.token]
         stats = self.stats
         stats.published += batch.count
@@ -577,7 +478,7 @@ class NatsSink:
         if overdue and self._link is not None:
             self._link.probe(self._ack_timeout)  # a hung broker: drop it, connect again
 
-    def _fail(self, batch: _Batch, reason: str) -> None:
+    def _fail(self, batch: Batch, reason: str) -> None:
         self._sent.pop(batch.token, None)
         if not batch.settled:
             batch.settle(self._unavailable(reason, batch.count))
