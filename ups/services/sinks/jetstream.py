@@ -334,8 +334,11 @@ class NatsSink:
 
     def commit(self) -> Awaitable[None] | None:
         """The read's events, to publish: a future done once JetStream has them all."""
+        if not self._commands and not self._open:
+            return None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        return future if self._commit(future) else None
+        self._commit(future)
+        return future
 
     def commit_then(self, done: Callable[[BaseException | None], None]) -> bool:
         """``commit``, completed by calling ``done(None)``, or ``done(error)`` if refused.
@@ -415,8 +418,9 @@ class NatsSink:
         if batch is None:
             return  # a batch already answered (timed out, failed): its sender resends
         data = msg.payload
-        if msg.headers or b'"error"' in data:
-            self._refused(batch, _status_of(msg.headers), data)
+        status = _status_of(msg.headers) if msg.headers else None
+        if status or b'"error"' in data:
+            self._refused(batch, status, data)
             return
         if b'"duplicate"' in data:
             batch.duplicates += 1
