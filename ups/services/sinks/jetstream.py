@@ -256,12 +256,7 @@ class NatsSink:
     @property
     def available(self) -> bool:
         """Connected, and no outage in progress."""
-        if self._outage is not None:
-            return False
-        if self._address is not None:
-            return self._link is not None and self._link.connected
-        nc = self._nc
-        return nc is not None and nc.is_connected
+        return self._outage is None and self._connected()
 
     async def _ensure_stream(self) -> str:
         assert self._nc is not None
@@ -545,10 +540,11 @@ class NatsSink:
         except Exception as exc:  # still away: the next reconnection or 503 tries again
             log.debug("NATS stream check failed: %r", exc)
             return
-        if self._outage is not None and self._link_up():
+        if self._outage is not None and self._connected():
             self._recovered()
 
-    def _link_up(self) -> bool:
+    def _connected(self) -> bool:
+        """The connection that publishes is up: the own one, or nats-py's."""
         if self._address is None:
             return self._nc is not None and self._nc.is_connected
         return self._link is not None and self._link.connected
